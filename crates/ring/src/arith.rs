@@ -1,0 +1,207 @@
+//! Arithmetic protocols: input, reveal, multiplication and inner products
+//! (Araki, Furukawa, Lindell, Nof, Ohara, CCS 2016, section 2: each party
+//! computes its three cross terms plus a zero share and sends one element
+//! to its previous party; one round, one element per party per product).
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::party::PartyId;
+use crate::session::Session;
+use crate::share::Arith;
+use crate::transport::Transport;
+
+const MIN_LEN: usize = 4096;
+
+impl<T: Transport> Session<T> {
+    /// Shares of a public column.
+    pub fn public(&self, values: &[u64]) -> Arith {
+        Arith::public(self.id(), values)
+    }
+
+    /// Secret-shares `values`, known to `owner` only; the other parties pass
+    /// `None` and the length `n`. Costs one message of `n` elements from the
+    /// owner to its previous party: component `j` is `v - r`, `j+1` is `r`
+    /// from the key `owner` shares with its next party, `j+2` is zero.
+    pub fn input(
+        &mut self,
+        owner: PartyId,
+        values: Option<&[u64]>,
+        n: usize,
+    ) -> Result<Arith, Error> {
+        let stream = self.next_step();
+        let step = self.next_step();
+        let id = self.id();
+        if id == owner {
+            let values = values.ok_or(Error::LengthMismatch {
+                op: "input",
+                left: 0,
+                right: n,
+            })?;
+            if values.len() != n {
+                return Err(Error::LengthMismatch {
+                    op: "input",
+                    left: values.len(),
+                    right: n,
+                });
+            }
+            let mut r = vec![0u64; n];
+            self.random_next(stream, &mut r);
+            let masked: Vec<u64> = values
+                .iter()
+                .zip(&r)
+                .map(|(v, r)| v.wrapping_sub(*r))
+                .collect();
+            self.send(id.prev(), step, &masked)?;
+            Ok(Arith {
+                own: masked,
+                next: r,
+            })
+        } else if id == owner.next() {
+            let mut r = vec![0u64; n];
+            self.random_own(stream, &mut r);
+            Ok(Arith {
+                own: r,
+                next: vec![0; n],
+            })
+        } else {
+            let masked = self.recv(owner, step, n)?;
+            Ok(Arith {
+                own: vec![0; n],
+                next: masked,
+            })
+        }
+    }
+
+    /// Opens `x` to all three parties: each sends its own component to its
+    /// next party. One round, one element per party per value.
+    pub fn reveal(&mut self, x: &Arith) -> Result<Vec<u64>, Error> {
+        let id = self.id();
+        let missing = self.exchange(id.next(), &x.own, id.prev(), x.len())?;
+        Ok(self.install(|| {
+            x.own
+                .par_iter()
+                .zip(&x.next)
+                .zip(&missing)
+                .with_min_len(MIN_LEN)
+                .map(|((a, b), c)| a.wrapping_add(*b).wrapping_add(*c))
+                .collect()
+        }))
+    }
+
+    /// Opens `x` to `target` only; the others get `None` and learn nothing.
+    pub fn reveal_to(&mut self, x: &Arith, target: PartyId) -> Result<Option<Vec<u64>>, Error> {
+        let id = self.id();
+        let step = self.next_step();
+        if id == target.next() {
+            // Component target+2 is this party's `next`.
+            self.send(target, step, &x.next)?;
+            Ok(None)
+        } else if id == target {
+            let missing = self.recv(target.next(), step, x.len())?;
+            Ok(Some(
+                x.own
+                    .iter()
+                    .zip(&x.next)
+                    .zip(&missing)
+                    .map(|((a, b), c)| a.wrapping_add(*b).wrapping_add(*c))
+                    .collect(),
+            ))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Element-wise product. One round, one element per party per product.
+    pub fn mul(&mut self, x: &Arith, y: &Arith) -> Result<Arith, Error> {
+        let mut out = self.mul_many(&[(x, y)])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Several element-wise products in one round.
+    pub fn mul_many(&mut self, pairs: &[(&Arith, &Arith)]) -> Result<Vec<Arith>, Error> {
+        for (x, y) in pairs {
+            if x.len() != y.len() {
+                return Err(Error::LengthMismatch {
+                    op: "mul",
+                    left: x.len(),
+                    right: y.len(),
+                });
+            }
+        }
+        let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+        let mut z = self.zero_share(total, false);
+        self.install(|| {
+            let mut rest = z.as_mut_slice();
+            for (x, y) in pairs {
+                let (head, tail) = rest.split_at_mut(x.len());
+                rest = tail;
+                head.par_iter_mut()
+                    .zip(x.own.par_iter().zip(&x.next))
+                    .zip(y.own.par_iter().zip(&y.next))
+                    .with_min_len(MIN_LEN)
+                    .for_each(|((z, (x0, x1)), (y0, y1))| {
+                        *z = z
+                            .wrapping_add(x0.wrapping_mul(*y0))
+                            .wrapping_add(x0.wrapping_mul(*y1))
+                            .wrapping_add(x1.wrapping_mul(*y0));
+                    });
+            }
+        });
+        let id = self.id();
+        let received = self.exchange(id.prev(), &z, id.next(), total)?;
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut offset = 0;
+        for (x, _) in pairs {
+            let n = x.len();
+            out.push(Arith {
+                own: z[offset..offset + n].to_vec(),
+                next: received[offset..offset + n].to_vec(),
+            });
+            offset += n;
+        }
+        Ok(out)
+    }
+
+    /// `sum_k x_k * y_k` as shares of one element: one round, one element
+    /// per party for the whole column.
+    pub fn inner_product(&mut self, x: &Arith, y: &Arith) -> Result<Arith, Error> {
+        if x.len() != y.len() {
+            return Err(Error::LengthMismatch {
+                op: "inner_product",
+                left: x.len(),
+                right: y.len(),
+            });
+        }
+        let alpha = self.zero_share(1, false)[0];
+        let local = self.install(|| {
+            x.own
+                .par_iter()
+                .zip(&x.next)
+                .zip(y.own.par_iter().zip(&y.next))
+                .with_min_len(MIN_LEN)
+                .map(|((x0, x1), (y0, y1))| {
+                    x0.wrapping_mul(*y0)
+                        .wrapping_add(x0.wrapping_mul(*y1))
+                        .wrapping_add(x1.wrapping_mul(*y0))
+                })
+                .reduce(|| 0, u64::wrapping_add)
+        });
+        let z = local.wrapping_add(alpha);
+        let id = self.id();
+        let received = self.exchange(id.prev(), &[z], id.next(), 1)?;
+        Ok(Arith {
+            own: vec![z],
+            next: received,
+        })
+    }
+
+    /// The sum of a column as shares of one element (local).
+    pub fn sum(&self, x: &Arith) -> Arith {
+        let add = |v: &[u64]| v.iter().fold(0u64, |a, b| a.wrapping_add(*b));
+        Arith {
+            own: vec![add(&x.own)],
+            next: vec![add(&x.next)],
+        }
+    }
+}

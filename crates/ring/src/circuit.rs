@@ -1,0 +1,411 @@
+//! Boolean circuits evaluated level by level on bit planes. Every circuit
+//! offers the AND gates of its next level; [`Session::run_circuits`] runs the
+//! gates of all given circuits in one round per level, so independent
+//! circuits (the limbs of a key, a comparison and an equality) share rounds.
+
+use crate::bits::{from_planes, to_planes};
+use crate::error::Error;
+use crate::party::PartyId;
+use crate::session::Session;
+use crate::transport::Transport;
+
+/// XOR shares of one bit position of a column, bit-sliced.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Plane {
+    pub(crate) own: Vec<u64>,
+    pub(crate) next: Vec<u64>,
+}
+
+impl Plane {
+    pub(crate) fn xor(&self, other: &Plane) -> Plane {
+        Plane {
+            own: self
+                .own
+                .iter()
+                .zip(&other.own)
+                .map(|(a, b)| a ^ b)
+                .collect(),
+            next: self
+                .next
+                .iter()
+                .zip(&other.next)
+                .map(|(a, b)| a ^ b)
+                .collect(),
+        }
+    }
+
+    /// XORs public words into the plane (component 0 carries them).
+    pub(crate) fn xor_public(&mut self, id: PartyId, words: &[u64]) {
+        let target = match id {
+            PartyId::P0 => &mut self.own,
+            PartyId::P1 => return,
+            PartyId::P2 => &mut self.next,
+        };
+        target.iter_mut().zip(words).for_each(|(t, w)| *t ^= w);
+    }
+}
+
+/// A circuit evaluated one AND level per round.
+pub(crate) trait Circuit {
+    /// The AND gates of the next level; empty once the circuit is done.
+    fn gates(&self) -> Vec<(&Plane, &Plane)>;
+    /// Takes the outputs of the gates last offered, in order.
+    fn absorb(&mut self, outputs: Vec<Plane>);
+}
+
+impl<T: Transport> Session<T> {
+    /// Runs circuits side by side until all are done: one round per level.
+    pub(crate) fn run_circuits(&mut self, circuits: &mut [&mut dyn Circuit]) -> Result<(), Error> {
+        loop {
+            let mut counts = Vec::with_capacity(circuits.len());
+            let mut sizes = Vec::new();
+            let (own, next) = {
+                let mut gates = Vec::new();
+                for circuit in circuits.iter() {
+                    let level = circuit.gates();
+                    counts.push(level.len());
+                    for (x, y) in level {
+                        sizes.push(x.own.len());
+                        gates.push((
+                            x.own.as_slice(),
+                            x.next.as_slice(),
+                            y.own.as_slice(),
+                            y.next.as_slice(),
+                        ));
+                    }
+                }
+                if gates.is_empty() {
+                    return Ok(());
+                }
+                self.and_words(&gates)?
+            };
+            let mut offset = 0;
+            let mut size_iter = sizes.into_iter();
+            for (circuit, count) in circuits.iter_mut().zip(counts) {
+                let mut outputs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let size = size_iter.next().unwrap_or(0);
+                    outputs.push(Plane {
+                        own: own[offset..offset + size].to_vec(),
+                        next: next[offset..offset + size].to_vec(),
+                    });
+                    offset += size;
+                }
+                if count > 0 {
+                    circuit.absorb(outputs);
+                }
+            }
+        }
+    }
+
+    /// Boolean planes of the two summands of `x`: `x = u + v` with
+    /// `u = x_0 + x_1` known to party 0 (which inputs its planes, one
+    /// message) and `v = x_2` known to parties 1 and 2 (shared for free as
+    /// components `(0, 0, v)`). `planes` low bits of each; `v` is negated
+    /// first when `negate_v`, for equality tests (`x == 0` iff `u == -v`).
+    pub(crate) fn summand_planes(
+        &mut self,
+        own: &[u64],
+        next: &[u64],
+        planes: usize,
+        negate_v: &[bool],
+    ) -> Result<(Vec<Plane>, Vec<Vec<Plane>>), Error> {
+        let n = own.len();
+        let words = n.div_ceil(64);
+        let id = self.id();
+        let u_words = if id == PartyId::P0 {
+            let u: Vec<u64> = own
+                .iter()
+                .zip(next)
+                .map(|(a, b)| a.wrapping_add(*b))
+                .collect();
+            Some(self.install(|| to_planes(&u, planes, true)).concat())
+        } else {
+            None
+        };
+        let (u_own, u_next) =
+            self.input_xor_words(PartyId::P0, u_words.as_deref(), planes * words)?;
+        let u = (0..planes)
+            .map(|k| Plane {
+                own: u_own[k * words..(k + 1) * words].to_vec(),
+                next: u_next[k * words..(k + 1) * words].to_vec(),
+            })
+            .collect();
+        let v_component: Option<&[u64]> = match id {
+            PartyId::P0 => None,
+            PartyId::P1 => Some(next),
+            PartyId::P2 => Some(own),
+        };
+        let mut vs = Vec::with_capacity(negate_v.len());
+        for &negate in negate_v {
+            let v_planes = match v_component {
+                None => vec![vec![0u64; words]; planes],
+                Some(v) => {
+                    let v: Vec<u64> = if negate {
+                        v.iter().map(|x| x.wrapping_neg()).collect()
+                    } else {
+                        v.to_vec()
+                    };
+                    self.install(|| to_planes(&v, planes, true))
+                }
+            };
+            let zeros = vec![0u64; words];
+            vs.push(
+                v_planes
+                    .into_iter()
+                    .map(|p| match id {
+                        PartyId::P0 => Plane {
+                            own: zeros.clone(),
+                            next: zeros.clone(),
+                        },
+                        PartyId::P1 => Plane {
+                            own: zeros.clone(),
+                            next: p,
+                        },
+                        PartyId::P2 => Plane {
+                            own: p,
+                            next: zeros.clone(),
+                        },
+                    })
+                    .collect(),
+            );
+        }
+        Ok((u, vs))
+    }
+}
+
+/// Bit `width` of `u + v` (the sign of a value known to lie in
+/// `(-2^width, 2^width)`): `u_w ^ v_w ^ carry_w`, the carry from a
+/// generate/propagate tree over bits `0..width` (ALGORITHMS.md, less-than).
+/// About `3 * width` ANDs in `1 + ceil(log2 width)` rounds.
+pub(crate) struct SignCircuit {
+    top: Plane,
+    u: Vec<Plane>,
+    v: Vec<Plane>,
+    started: bool,
+    /// (generate, propagate) of adjacent bit ranges, lowest first; the
+    /// range containing bit 0 needs no propagate, there is no carry in.
+    nodes: Vec<(Plane, Option<Plane>)>,
+}
+
+impl SignCircuit {
+    /// `u` and `v` hold planes `0..=width`.
+    pub(crate) fn new(u: Vec<Plane>, v: Vec<Plane>, width: usize) -> SignCircuit {
+        let top = u[width].xor(&v[width]);
+        let mut u = u;
+        let mut v = v;
+        u.truncate(width);
+        v.truncate(width);
+        SignCircuit {
+            top,
+            u,
+            v,
+            started: false,
+            nodes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn output(&self) -> Plane {
+        match self.nodes.first() {
+            Some((carry, _)) if self.started => self.top.xor(carry),
+            _ => self.top.clone(),
+        }
+    }
+}
+
+impl Circuit for SignCircuit {
+    fn gates(&self) -> Vec<(&Plane, &Plane)> {
+        if !self.started {
+            return self.u.iter().zip(&self.v).collect();
+        }
+        let mut gates = Vec::new();
+        for pair in self.nodes.chunks(2) {
+            if let [lo, hi] = pair {
+                let hi_p = hi.1.as_ref().unwrap_or(&hi.0);
+                gates.push((hi_p, &lo.0));
+                if let Some(lo_p) = &lo.1 {
+                    gates.push((hi_p, lo_p));
+                }
+            }
+        }
+        if self.nodes.len() <= 1 {
+            Vec::new()
+        } else {
+            gates
+        }
+    }
+
+    fn absorb(&mut self, outputs: Vec<Plane>) {
+        if !self.started {
+            self.started = true;
+            self.nodes = outputs
+                .into_iter()
+                .enumerate()
+                .map(|(k, g)| (g, (k > 0).then(|| self.u[k].xor(&self.v[k]))))
+                .collect();
+            return;
+        }
+        let mut outputs = outputs.into_iter();
+        let mut nodes = Vec::with_capacity(self.nodes.len().div_ceil(2));
+        let old = std::mem::take(&mut self.nodes);
+        let mut old = old.into_iter();
+        while let Some(lo) = old.next() {
+            match old.next() {
+                Some(hi) => {
+                    let t = outputs.next().unwrap_or_default();
+                    let g = hi.0.xor(&t);
+                    let p = lo.1.is_some().then(|| outputs.next().unwrap_or_default());
+                    nodes.push((g, p));
+                }
+                None => nodes.push(lo),
+            }
+        }
+        self.nodes = nodes;
+    }
+}
+
+/// AND of all input planes, by a balanced tree: `k - 1` ANDs in
+/// `ceil(log2 k)` rounds.
+pub(crate) struct AndTree {
+    nodes: Vec<Plane>,
+}
+
+impl AndTree {
+    pub(crate) fn new(leaves: Vec<Plane>) -> AndTree {
+        AndTree { nodes: leaves }
+    }
+
+    pub(crate) fn output(&self) -> Plane {
+        self.nodes.first().cloned().unwrap_or_default()
+    }
+}
+
+impl Circuit for AndTree {
+    fn gates(&self) -> Vec<(&Plane, &Plane)> {
+        self.nodes
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [a, b] => Some((a, b)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn absorb(&mut self, outputs: Vec<Plane>) {
+        let odd = (self.nodes.len() % 2 == 1)
+            .then(|| self.nodes.pop())
+            .flatten();
+        self.nodes = outputs;
+        self.nodes.extend(odd);
+    }
+}
+
+/// `x + y mod 2^bits` with a Kogge-Stone parallel prefix adder: all carries
+/// in `1 + ceil(log2 bits)` rounds.
+pub(crate) struct AdderCircuit {
+    p: Vec<Plane>,
+    x: Vec<Plane>,
+    y: Vec<Plane>,
+    /// Distance of the next prefix level; 0 before the generate level.
+    distance: usize,
+    /// Generate and propagate of the prefix ending at each bit.
+    gen_prefix: Vec<Plane>,
+    prop_prefix: Vec<Plane>,
+}
+
+impl AdderCircuit {
+    pub(crate) fn new(x: Vec<Plane>, y: Vec<Plane>) -> AdderCircuit {
+        let p = x.iter().zip(&y).map(|(a, b)| a.xor(b)).collect();
+        AdderCircuit {
+            p,
+            x,
+            y,
+            distance: 0,
+            gen_prefix: Vec::new(),
+            prop_prefix: Vec::new(),
+        }
+    }
+
+    /// Carries needed: into bits 1..bits.
+    fn carries(&self) -> usize {
+        self.p.len().saturating_sub(1)
+    }
+
+    pub(crate) fn output(&self) -> Vec<Plane> {
+        self.p
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                if k == 0 {
+                    p.clone()
+                } else {
+                    p.xor(&self.gen_prefix[k - 1])
+                }
+            })
+            .collect()
+    }
+}
+
+impl Circuit for AdderCircuit {
+    fn gates(&self) -> Vec<(&Plane, &Plane)> {
+        let m = self.carries();
+        if self.distance == 0 {
+            return self.x.iter().zip(&self.y).take(m).collect();
+        }
+        let d = self.distance;
+        if d >= m {
+            return Vec::new();
+        }
+        let mut gates = Vec::new();
+        for k in d..m {
+            gates.push((&self.prop_prefix[k], &self.gen_prefix[k - d]));
+            if k >= 2 * d {
+                gates.push((&self.prop_prefix[k], &self.prop_prefix[k - d]));
+            }
+        }
+        gates
+    }
+
+    fn absorb(&mut self, outputs: Vec<Plane>) {
+        let m = self.carries();
+        if self.distance == 0 {
+            self.gen_prefix = outputs;
+            self.prop_prefix = self.p[..m].to_vec();
+            self.distance = 1;
+            return;
+        }
+        let d = self.distance;
+        let mut outputs = outputs.into_iter();
+        // The gates already read the previous level, so positions update
+        // independently.
+        let mut updates = Vec::with_capacity(m - d);
+        for k in d..m {
+            let t = outputs.next().unwrap_or_default();
+            let p = (k >= 2 * d).then(|| outputs.next().unwrap_or_default());
+            updates.push((k, t, p));
+        }
+        for (k, t, p) in updates {
+            self.gen_prefix[k] = self.gen_prefix[k].xor(&t);
+            if let Some(p) = p {
+                self.prop_prefix[k] = p;
+            }
+        }
+        self.distance = 2 * d;
+    }
+}
+
+/// Joins planes into one word per element.
+pub(crate) fn planes_to_words(planes: &[Plane], len: usize) -> (Vec<u64>, Vec<u64>) {
+    let own: Vec<&[u64]> = planes.iter().map(|p| p.own.as_slice()).collect();
+    let next: Vec<&[u64]> = planes.iter().map(|p| p.next.as_slice()).collect();
+    (from_planes(&own, len), from_planes(&next, len))
+}
+
+/// Splits shares of one word per element into planes.
+pub(crate) fn words_to_planes(own: &[u64], next: &[u64], planes: usize) -> Vec<Plane> {
+    to_planes(own, planes, false)
+        .into_iter()
+        .zip(to_planes(next, planes, false))
+        .map(|(own, next)| Plane { own, next })
+        .collect()
+}

@@ -1,0 +1,182 @@
+//! Correlated randomness from pairwise keys.
+//!
+//! Component `j` of every random sharing is drawn from key `K_j`, which
+//! parties `j - 1` and `j` share; so party `i` holds `K_i` (with its prev) and
+//! `K_{i+1}` (with its next) and can make its two components of a random
+//! sharing, or its part of a zero sharing, without a message.
+//!
+//! Keys are derived per session from the long-lived pair keys, the epoch and
+//! the query id (BLAKE3 keyed hash); each protocol step then reads its own
+//! ChaCha8 stream (the step number is the stream id), so no keystream is ever
+//! used twice.
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::party::PartyId;
+use crate::transport::Transport;
+
+/// Words per independently seekable PRG chunk: large enough to amortise the
+/// seek, small enough to spread over threads.
+const CHUNK_WORDS: usize = 1 << 14;
+
+/// A party's two long-lived pairwise keys. Never printed: `Debug` hides them.
+#[derive(Clone)]
+pub struct PairKeys {
+    /// `K_i`, shared with the previous party.
+    pub(crate) with_prev: [u8; 32],
+    /// `K_{i+1}`, shared with the next party.
+    pub(crate) with_next: [u8; 32],
+}
+
+impl std::fmt::Debug for PairKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairKeys(..)")
+    }
+}
+
+impl PairKeys {
+    /// Agrees fresh pairwise keys over `transport`: each party draws the key
+    /// it shares with its next party from the OS generator and sends it
+    /// there. The transport must be confidential (mutual TLS between nodes).
+    pub fn establish<T: Transport>(id: PartyId, transport: &mut T) -> Result<PairKeys, Error> {
+        let mut with_next = [0u8; 32];
+        getrandom::fill(&mut with_next).map_err(Error::Randomness)?;
+        transport.send(id.next(), with_next.to_vec())?;
+        let received = transport.recv(id.prev())?;
+        let with_prev: [u8; 32] = received
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Protocol {
+                peer: id.prev(),
+                step: 0,
+                problem: crate::error::ProtocolProblem::WrongLength {
+                    expected: 32,
+                    got: received.len() as u64,
+                },
+            })?;
+        Ok(PairKeys {
+            with_prev,
+            with_next,
+        })
+    }
+
+    /// Builds keys from raw bytes, for a transport layer that agreed them
+    /// itself (for example from a TLS exporter).
+    pub fn from_bytes(with_prev: [u8; 32], with_next: [u8; 32]) -> PairKeys {
+        PairKeys {
+            with_prev,
+            with_next,
+        }
+    }
+
+    /// Derives the per-session keys for one epoch and query.
+    pub(crate) fn derive(&self, epoch: u64, query: u64) -> SessionKeys {
+        let derive = |key: &[u8; 32]| {
+            let mut hasher = blake3::Hasher::new_keyed(key);
+            hasher.update(b"triad/prg/v1");
+            hasher.update(&epoch.to_le_bytes());
+            hasher.update(&query.to_le_bytes());
+            *hasher.finalize().as_bytes()
+        };
+        SessionKeys {
+            with_prev: derive(&self.with_prev),
+            with_next: derive(&self.with_next),
+        }
+    }
+}
+
+/// Keys of one session; see the module docs.
+#[derive(Clone)]
+pub(crate) struct SessionKeys {
+    pub(crate) with_prev: [u8; 32],
+    pub(crate) with_next: [u8; 32],
+}
+
+/// Fills `out` with the keystream of `key` on stream `stream`. Chunks seek
+/// independently, so the output does not depend on how many threads fill it.
+pub(crate) fn fill(key: &[u8; 32], stream: u64, out: &mut [u64], parallel: bool) {
+    let fill_chunk = |(index, chunk): (usize, &mut [u64])| {
+        let mut rng = ChaCha8Rng::from_seed(*key);
+        rng.set_stream(stream);
+        rng.set_word_pos((index * CHUNK_WORDS * 2) as u128);
+        rng.fill_bytes(bytemuck::cast_slice_mut(chunk));
+        if cfg!(target_endian = "big") {
+            for word in chunk.iter_mut() {
+                *word = u64::from_le(*word);
+            }
+        }
+    };
+    if parallel && out.len() > CHUNK_WORDS {
+        out.par_chunks_mut(CHUNK_WORDS)
+            .enumerate()
+            .for_each(fill_chunk);
+    } else {
+        out.chunks_mut(CHUNK_WORDS).enumerate().for_each(fill_chunk);
+    }
+}
+
+/// A uniformly random permutation of `0..n` (Fisher-Yates) from the
+/// keystream of `key` on `stream`. `perm[i]` is where row `i` goes.
+pub(crate) fn permutation(key: &[u8; 32], stream: u64, n: usize) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::from_seed(*key);
+    rng.set_stream(stream);
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        // Lemire's multiply-shift: bias below n / 2^64, negligible.
+        let j = ((rng.next_u64() as u128 * (i as u128 + 1)) >> 64) as usize;
+        perm.swap(i, j);
+    }
+    perm
+}
+
+/// A 32-byte seed from the OS generator.
+pub(crate) fn os_seed() -> Result<[u8; 32], Error> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(Error::Randomness)?;
+    Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_is_chunk_and_thread_independent() {
+        let key = [7u8; 32];
+        let mut a = vec![0u64; CHUNK_WORDS * 3 + 5];
+        let mut b = vec![0u64; CHUNK_WORDS * 3 + 5];
+        fill(&key, 9, &mut a, false);
+        fill(&key, 9, &mut b, true);
+        assert_eq!(a, b);
+        let mut c = vec![0u64; 10];
+        fill(&key, 9, &mut c, false);
+        assert_eq!(&a[..10], &c[..]);
+        let mut d = vec![0u64; 10];
+        fill(&key, 10, &mut d, false);
+        assert_ne!(c, d);
+    }
+
+    #[test]
+    fn permutation_is_a_permutation() {
+        let perm = permutation(&[3u8; 32], 1, 1000);
+        let mut seen = vec![false; 1000];
+        for &p in &perm {
+            assert!(!seen[p as usize]);
+            seen[p as usize] = true;
+        }
+        assert!(permutation(&[3u8; 32], 1, 0).is_empty());
+    }
+
+    #[test]
+    fn session_keys_differ_per_query() {
+        let keys = PairKeys::from_bytes([1; 32], [2; 32]);
+        let a = keys.derive(0, 1);
+        let b = keys.derive(0, 2);
+        assert_ne!(a.with_prev, b.with_prev);
+        assert_ne!(a.with_prev, a.with_next);
+        assert_eq!(format!("{keys:?}"), "PairKeys(..)");
+    }
+}

@@ -1,0 +1,334 @@
+//! One party's view of a protocol run: the transport, the per-session PRG
+//! keys, a step counter that gives every sub-protocol its own id and PRG
+//! stream, the thread pool for local work, and communication statistics.
+
+use crate::error::{Error, ProtocolProblem};
+use crate::party::PartyId;
+use crate::prg::{self, PairKeys, SessionKeys};
+use crate::transport::Transport;
+
+/// Wire version of the message header; bump on any change of framing.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Header: version, 3 reserved bytes, round stamp (u32), step (u64),
+/// element count (u64); all little-endian.
+const HEADER_BYTES: usize = 24;
+
+/// How a session runs.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Epoch of the pairwise keys; a new connection epoch gives new streams.
+    pub epoch: u64,
+    /// Query id; every query gets streams no other query uses.
+    pub query: u64,
+    /// Threads for local work. Three parties sharing a machine should split
+    /// its cores between them.
+    pub threads: usize,
+    /// Keep a [`Transcript`] of every message (tests of the parties' view).
+    pub record_transcript: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            epoch: 0,
+            query: 0,
+            threads: 1,
+            record_transcript: false,
+        }
+    }
+}
+
+/// Communication counted by one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Payload bytes this party sent (headers excluded).
+    pub bytes_sent: u64,
+    /// Messages this party sent.
+    pub messages_sent: u64,
+    /// Depth of the longest chain of dependent messages that ends at this
+    /// party: the number of communication rounds.
+    pub rounds: u32,
+}
+
+/// What a party saw on the wire, for tests that the view does not depend on
+/// secret inputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transcript {
+    /// Events in the order they happened.
+    pub events: Vec<Event>,
+}
+
+/// One entry of a [`Transcript`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A message sent.
+    Sent {
+        /// Receiver.
+        to: PartyId,
+        /// Protocol step.
+        step: u64,
+        /// Elements sent.
+        words: usize,
+        /// Round stamp.
+        round: u32,
+    },
+    /// A message received, with its payload.
+    Received {
+        /// Sender.
+        from: PartyId,
+        /// Protocol step.
+        step: u64,
+        /// Round stamp.
+        round: u32,
+        /// The payload, for statistical tests of what a party learns.
+        payload: Vec<u64>,
+    },
+    /// A permutation opened inside a sort or shuffle-based protocol.
+    RevealedPermutation(Vec<u32>),
+}
+
+/// One party's side of a protocol run. All protocol operations are methods
+/// on it; the three parties must call the same operations in the same order.
+pub struct Session<T: Transport> {
+    id: PartyId,
+    transport: T,
+    keys: SessionKeys,
+    step: u64,
+    depth: u32,
+    stats: Stats,
+    pool: rayon::ThreadPool,
+    transcript: Option<Transcript>,
+}
+
+impl<T: Transport> std::fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("step", &self.step)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Session<T> {
+    /// Starts a session for party `id` over `transport`.
+    pub fn new(
+        id: PartyId,
+        transport: T,
+        keys: &PairKeys,
+        config: &SessionConfig,
+    ) -> Result<Session<T>, Error> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .thread_name(move |i| format!("triad-{}-{i}", id.index()))
+            .build()?;
+        Ok(Session {
+            id,
+            transport,
+            keys: keys.derive(config.epoch, config.query),
+            step: 0,
+            depth: 0,
+            stats: Stats::default(),
+            pool,
+            transcript: config.record_transcript.then(Transcript::default),
+        })
+    }
+
+    /// This party.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// Communication so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Zeroes the counters, to measure one operation. The round clock
+    /// restarts too, so rounds count from here.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        self.depth = 0;
+    }
+
+    /// The transcript, if the session records one.
+    pub fn transcript(&self) -> Option<&Transcript> {
+        self.transcript.as_ref()
+    }
+
+    /// Threads used for local work.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Ends the session and hands back the transport.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    /// A fresh step id: names the next message exchange and its PRG stream.
+    pub(crate) fn next_step(&mut self) -> u64 {
+        self.step += 1;
+        self.step
+    }
+
+    /// Runs local work on this session's thread pool.
+    pub(crate) fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(work)
+    }
+
+    pub(crate) fn record(&mut self, event: Event) {
+        if let Some(transcript) = &mut self.transcript {
+            transcript.events.push(event);
+        }
+    }
+
+    /// Sends `words` to `to` as step `step`: one message, raw little-endian.
+    pub(crate) fn send(&mut self, to: PartyId, step: u64, words: &[u64]) -> Result<(), Error> {
+        let round = self.depth + 1;
+        let mut message = Vec::with_capacity(HEADER_BYTES + words.len() * 8);
+        message.push(PROTOCOL_VERSION);
+        message.extend_from_slice(&[0, 0, 0]);
+        message.extend_from_slice(&round.to_le_bytes());
+        message.extend_from_slice(&step.to_le_bytes());
+        message.extend_from_slice(&(words.len() as u64).to_le_bytes());
+        if cfg!(target_endian = "little") {
+            message.extend_from_slice(bytemuck::cast_slice(words));
+        } else {
+            for word in words {
+                message.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        self.transport.send(to, message)?;
+        self.stats.bytes_sent += words.len() as u64 * 8;
+        self.stats.messages_sent += 1;
+        self.stats.rounds = self.stats.rounds.max(round);
+        self.record(Event::Sent {
+            to,
+            step,
+            words: words.len(),
+            round,
+        });
+        Ok(())
+    }
+
+    /// Receives step `step` from `from`, which must carry `expected` words.
+    pub(crate) fn recv(
+        &mut self,
+        from: PartyId,
+        step: u64,
+        expected: usize,
+    ) -> Result<Vec<u64>, Error> {
+        let message = self.transport.recv(from)?;
+        let bad = |problem| Error::Protocol {
+            peer: from,
+            step,
+            problem,
+        };
+        if message.len() < HEADER_BYTES {
+            return Err(bad(ProtocolProblem::Truncated { len: message.len() }));
+        }
+        if message[0] != PROTOCOL_VERSION {
+            return Err(bad(ProtocolProblem::Version {
+                expected: PROTOCOL_VERSION,
+                got: message[0],
+            }));
+        }
+        let word = |at: usize| u64::from_le_bytes(message[at..at + 8].try_into().unwrap_or([0; 8]));
+        let round = u32::from_le_bytes(message[4..8].try_into().unwrap_or([0; 4]));
+        let got_step = word(8);
+        let count = word(16);
+        if got_step != step {
+            return Err(bad(ProtocolProblem::WrongStep { got: got_step }));
+        }
+        let payload_words = ((message.len() - HEADER_BYTES) / 8) as u64;
+        if count != expected as u64
+            || payload_words != count
+            || (message.len() - HEADER_BYTES) % 8 != 0
+        {
+            return Err(bad(ProtocolProblem::WrongLength {
+                expected: expected as u64,
+                got: count.min(payload_words),
+            }));
+        }
+        let payload: Vec<u64> = message[HEADER_BYTES..]
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
+            .collect();
+        self.depth = self.depth.max(round);
+        self.stats.rounds = self.stats.rounds.max(round);
+        if self.transcript.is_some() {
+            self.record(Event::Received {
+                from,
+                step,
+                round,
+                payload: payload.clone(),
+            });
+        }
+        Ok(payload)
+    }
+
+    /// Sends to one neighbour and receives from the other in one round.
+    pub(crate) fn exchange(
+        &mut self,
+        to: PartyId,
+        words: &[u64],
+        from: PartyId,
+        expected: usize,
+    ) -> Result<Vec<u64>, Error> {
+        let step = self.next_step();
+        self.send(to, step, words)?;
+        self.recv(from, step, expected)
+    }
+
+    /// Fills `out` with this party's own component (index `i`) of a random
+    /// sharing, from `K_i` on stream `stream`.
+    pub(crate) fn random_own(&self, stream: u64, out: &mut [u64]) {
+        let key = self.keys.with_prev;
+        self.install(|| prg::fill(&key, stream, out, true));
+    }
+
+    /// Fills `out` with component `i + 1` of a random sharing, from `K_{i+1}`.
+    pub(crate) fn random_next(&self, stream: u64, out: &mut [u64]) {
+        let key = self.keys.with_next;
+        self.install(|| prg::fill(&key, stream, out, true));
+    }
+
+    /// Both components of a fresh random sharing of `n` elements.
+    pub(crate) fn random_pair(&mut self, n: usize) -> (Vec<u64>, Vec<u64>) {
+        let stream = self.next_step();
+        let mut own = vec![0u64; n];
+        let mut next = vec![0u64; n];
+        self.random_own(stream, &mut own);
+        self.random_next(stream, &mut next);
+        (own, next)
+    }
+
+    /// This party's part of an additive sharing of zero (the three parts sum
+    /// to zero), or of an XOR sharing of zero when `xor`.
+    pub(crate) fn zero_share(&mut self, n: usize, xor: bool) -> Vec<u64> {
+        let (own, mut next) = self.random_pair(n);
+        self.install(|| {
+            use rayon::prelude::*;
+            next.par_iter_mut()
+                .zip(own.par_iter())
+                .with_min_len(4096)
+                .for_each(|(n, o)| {
+                    *n = if xor { *n ^ *o } else { n.wrapping_sub(*o) };
+                });
+        });
+        next
+    }
+
+    /// A permutation known to this party and one neighbour: `with_next`
+    /// selects the key shared with the next party, else with the previous.
+    pub(crate) fn pair_permutation(&self, stream: u64, n: usize, with_next: bool) -> Vec<u32> {
+        let key = if with_next {
+            self.keys.with_next
+        } else {
+            self.keys.with_prev
+        };
+        prg::permutation(&key, stream, n)
+    }
+}

@@ -1,0 +1,195 @@
+//! Oblivious shuffle by three re-sharings (Asharov, Hamada, Ikarashi,
+//! Kikuchi, Nof, Pinkas et al., CCS 2022, section 4): for each pair of
+//! parties, the pair turns the replicated shares into two additive shares,
+//! both permute them by a permutation only the pair knows, re-mask, and the
+//! third party's new components come from keys it shares with each of them.
+//! The composition of the three permutations is unknown to every single
+//! party. One round per pair, two elements per party per column per pair
+//! it takes part in; all columns move with one permutation and one message.
+
+use crate::error::Error;
+use crate::party::PartyId;
+use crate::session::{Event, Session};
+use crate::share::{Arith, XorWords};
+use crate::transport::Transport;
+
+/// Moves row `r` to position `perm[r]`.
+pub(crate) fn scatter(values: &[u64], perm: &[u32]) -> Vec<u64> {
+    let mut out = vec![0u64; values.len()];
+    for (v, &p) in values.iter().zip(perm) {
+        out[p as usize] = *v;
+    }
+    out
+}
+
+/// Checks that `values` is a permutation of `0..len` and returns it.
+pub(crate) fn as_permutation(op: &'static str, values: &[u64]) -> Result<Vec<u32>, Error> {
+    let n = values.len();
+    let mut seen = vec![false; n];
+    let mut perm = Vec::with_capacity(n);
+    for &v in values {
+        let slot = seen
+            .get_mut(v as usize)
+            .filter(|s| !**s && v < n as u64)
+            .ok_or(Error::NotPermutation { op, len: n })?;
+        *slot = true;
+        perm.push(v as u32);
+    }
+    Ok(perm)
+}
+
+#[derive(Clone, Copy)]
+enum Group {
+    Add,
+    Xor,
+}
+
+impl Group {
+    fn combine(self, a: u64, b: u64) -> u64 {
+        match self {
+            Group::Add => a.wrapping_add(b),
+            Group::Xor => a ^ b,
+        }
+    }
+
+    fn remove(self, a: u64, b: u64) -> u64 {
+        match self {
+            Group::Add => a.wrapping_sub(b),
+            Group::Xor => a ^ b,
+        }
+    }
+}
+
+impl<T: Transport> Session<T> {
+    /// Shuffles all given columns (of one length) by one fresh random
+    /// permutation that no party learns.
+    pub fn shuffle(
+        &mut self,
+        arith: &[&Arith],
+        xor: &[&XorWords],
+    ) -> Result<(Vec<Arith>, Vec<XorWords>), Error> {
+        let n = arith
+            .first()
+            .map(|c| c.len())
+            .or(xor.first().map(|c| c.len()))
+            .unwrap_or(0);
+        let mut columns: Vec<(Group, Vec<u64>, Vec<u64>)> = Vec::new();
+        for c in arith {
+            if c.len() != n {
+                return Err(Error::LengthMismatch {
+                    op: "shuffle",
+                    left: n,
+                    right: c.len(),
+                });
+            }
+            columns.push((Group::Add, c.own.clone(), c.next.clone()));
+        }
+        for c in xor {
+            if c.len() != n {
+                return Err(Error::LengthMismatch {
+                    op: "shuffle",
+                    left: n,
+                    right: c.len(),
+                });
+            }
+            columns.push((Group::Xor, c.own.clone(), c.next.clone()));
+        }
+        for first in PartyId::ALL {
+            self.reshuffle(first, &mut columns, n)?;
+        }
+        let mut arith_out = Vec::with_capacity(arith.len());
+        let mut xor_out = Vec::with_capacity(xor.len());
+        for (group, own, next) in columns {
+            match group {
+                Group::Add => arith_out.push(Arith { own, next }),
+                Group::Xor => xor_out.push(XorWords { own, next }),
+            }
+        }
+        Ok((arith_out, xor_out))
+    }
+
+    /// One re-sharing: parties `first` and `first + 1` permute.
+    fn reshuffle(
+        &mut self,
+        first: PartyId,
+        columns: &mut [(Group, Vec<u64>, Vec<u64>)],
+        n: usize,
+    ) -> Result<(), Error> {
+        let mask_stream = self.next_step();
+        let perm_stream = self.next_step();
+        let step = self.next_step();
+        let id = self.id();
+        let total = n * columns.len();
+        if id == first || id == first.next() {
+            let is_first = id == first;
+            let perm = self.pair_permutation(perm_stream, n, is_first);
+            let mut masks = vec![0u64; total];
+            if is_first {
+                self.random_own(mask_stream, &mut masks);
+            } else {
+                self.random_next(mask_stream, &mut masks);
+            }
+            let mut outgoing = Vec::with_capacity(total);
+            self.install(|| {
+                for (c, (group, own, next)) in columns.iter().enumerate() {
+                    // `first` holds x_j + x_{j+1}; its partner holds x_{j+2}.
+                    let summand: Vec<u64> = if is_first {
+                        own.iter()
+                            .zip(next.iter())
+                            .map(|(a, b)| group.combine(*a, *b))
+                            .collect()
+                    } else {
+                        next.clone()
+                    };
+                    let permuted = scatter(&summand, &perm);
+                    let mask = &masks[c * n..(c + 1) * n];
+                    outgoing.extend(permuted.iter().zip(mask).map(|(p, m)| group.remove(*p, *m)));
+                }
+            });
+            let partner = if is_first { id.next() } else { id.prev() };
+            self.send(partner, step, &outgoing)?;
+            let incoming = self.recv(partner, step, total)?;
+            for (c, (group, own, next)) in columns.iter_mut().enumerate() {
+                let range = c * n..(c + 1) * n;
+                let middle: Vec<u64> = outgoing[range.clone()]
+                    .iter()
+                    .zip(&incoming[range.clone()])
+                    .map(|(a, b)| group.combine(*a, *b))
+                    .collect();
+                if is_first {
+                    *own = masks[range].to_vec();
+                    *next = middle;
+                } else {
+                    *own = middle;
+                    *next = masks[range].to_vec();
+                }
+            }
+        } else {
+            let mut own_masks = vec![0u64; total];
+            let mut next_masks = vec![0u64; total];
+            self.random_own(mask_stream, &mut own_masks);
+            self.random_next(mask_stream, &mut next_masks);
+            for (c, (_, own, next)) in columns.iter_mut().enumerate() {
+                *own = own_masks[c * n..(c + 1) * n].to_vec();
+                *next = next_masks[c * n..(c + 1) * n].to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a column that must be a permutation of `0..n` (it was shuffled
+    /// by a fresh uniform permutation, so the opened value is uniform and
+    /// reveals nothing) and checks it.
+    pub(crate) fn reveal_permutation(
+        &mut self,
+        x: &Arith,
+        op: &'static str,
+    ) -> Result<Vec<u32>, Error> {
+        let values = self.reveal(x)?;
+        let perm = as_permutation(op, &values)?;
+        if self.transcript().is_some() {
+            self.record(Event::RevealedPermutation(perm.clone()));
+        }
+        Ok(perm)
+    }
+}

@@ -1,0 +1,165 @@
+//! The byte-level channel the protocols run over, and an in-memory mesh of
+//! three for tests and benchmarks.
+//!
+//! A transport moves whole messages between the three parties, in order per
+//! direction. Sends must not block on the receiver (protocols send before
+//! they receive in every round); receives block until a message arrives or
+//! the peer is gone.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use crate::party::PartyId;
+
+/// A blocking, ordered, reliable message channel to the two other parties.
+pub trait Transport: Send {
+    /// Queues `message` for `to`. Must not wait for `to` to receive it.
+    fn send(&mut self, to: PartyId, message: Vec<u8>) -> Result<(), TransportError>;
+    /// Waits for the next message from `from`.
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u8>, TransportError>;
+}
+
+/// Why a transport could not move a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The peer closed the channel or went away.
+    #[error("channel to {peer} is closed")]
+    Closed {
+        /// The peer.
+        peer: PartyId,
+    },
+    /// No message arrived in time.
+    #[error("no message from {peer} within {timeout_ms} ms")]
+    Timeout {
+        /// The peer.
+        peer: PartyId,
+        /// The timeout that passed.
+        timeout_ms: u64,
+    },
+    /// An I/O error on the link to the peer.
+    #[error("i/o error with {peer}: {source}")]
+    Io {
+        /// The peer.
+        peer: PartyId,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A party tried to send to itself.
+    #[error("{party} cannot message itself")]
+    SelfMessage {
+        /// The party.
+        party: PartyId,
+    },
+}
+
+/// One party's end of an in-process mesh; see [`memory_mesh`].
+#[derive(Debug)]
+pub struct MemoryTransport {
+    id: PartyId,
+    senders: [Option<Sender<Vec<u8>>>; 3],
+    receivers: [Option<Receiver<Vec<u8>>>; 3],
+    timeout: Option<Duration>,
+}
+
+/// Three connected in-memory transports, indexed by party. Messages are
+/// moved, not copied.
+pub fn memory_mesh() -> [MemoryTransport; 3] {
+    let mut senders: [[Option<Sender<Vec<u8>>>; 3]; 3] = Default::default();
+    let mut receivers: [[Option<Receiver<Vec<u8>>>; 3]; 3] = Default::default();
+    for from in 0..3 {
+        for to in 0..3 {
+            if from != to {
+                let (tx, rx) = channel();
+                senders[from][to] = Some(tx);
+                receivers[to][from] = Some(rx);
+            }
+        }
+    }
+    let [s0, s1, s2] = senders;
+    let [r0, r1, r2] = receivers;
+    [(s0, r0), (s1, r1), (s2, r2)]
+        .into_iter()
+        .zip(PartyId::ALL)
+        .map(|((senders, receivers), id)| MemoryTransport {
+            id,
+            senders,
+            receivers,
+            timeout: None,
+        })
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three parties give three transports"))
+}
+
+impl MemoryTransport {
+    /// Makes `recv` fail with [`TransportError::Timeout`] after `timeout`
+    /// instead of waiting forever; tests use it so a bug cannot hang them.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn send(&mut self, to: PartyId, message: Vec<u8>) -> Result<(), TransportError> {
+        let sender = self.senders[to.index()]
+            .as_ref()
+            .ok_or(TransportError::SelfMessage { party: self.id })?;
+        sender
+            .send(message)
+            .map_err(|_| TransportError::Closed { peer: to })
+    }
+
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u8>, TransportError> {
+        let receiver = self.receivers[from.index()]
+            .as_ref()
+            .ok_or(TransportError::SelfMessage { party: self.id })?;
+        match self.timeout {
+            None => receiver
+                .recv()
+                .map_err(|_| TransportError::Closed { peer: from }),
+            Some(timeout) => receiver.recv_timeout(timeout).map_err(|e| match e {
+                RecvTimeoutError::Timeout => TransportError::Timeout {
+                    peer: from,
+                    timeout_ms: timeout.as_millis() as u64,
+                },
+                RecvTimeoutError::Disconnected => TransportError::Closed { peer: from },
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_delivers_in_order_and_reports_closed_peers() {
+        let [mut a, mut b, c] = memory_mesh();
+        a.send(PartyId::P1, vec![1]).unwrap();
+        a.send(PartyId::P1, vec![2, 3]).unwrap();
+        assert_eq!(b.recv(PartyId::P0).unwrap(), vec![1]);
+        assert_eq!(b.recv(PartyId::P0).unwrap(), vec![2, 3]);
+        assert!(matches!(
+            a.send(PartyId::P0, vec![]),
+            Err(TransportError::SelfMessage { .. })
+        ));
+        drop(c);
+        assert!(matches!(
+            b.recv(PartyId::P2),
+            Err(TransportError::Closed { peer: PartyId::P2 })
+        ));
+    }
+
+    #[test]
+    fn timeout_is_reported() {
+        let [a, _b, _c] = memory_mesh();
+        let mut a = a.with_timeout(Duration::from_millis(5));
+        assert!(matches!(
+            a.recv(PartyId::P1),
+            Err(TransportError::Timeout { .. })
+        ));
+    }
+}
