@@ -1,0 +1,319 @@
+//! Measurement harness shared by the `triad-bench` binary and the criterion
+//! benches: runs one protocol operation as three parties in one process,
+//! times it from a common start, counts bytes and rounds, and checks the
+//! opened result against plaintext so a broken protocol cannot post a
+//! figure.
+
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+use triad_ring::outside::deal_with_seeds;
+use triad_ring::{
+    Arith, Bits, MemoryTransport, PairKeys, PartyId, Session, SessionConfig, SortAlgorithm,
+    SortKey, XorWords, memory_mesh,
+};
+
+/// Operations `triad-bench micro` knows, in the order `--op all` runs them.
+pub const OPS: &[&str] = &[
+    "input",
+    "reveal",
+    "mul",
+    "inner_product",
+    "and",
+    "lt",
+    "lt32",
+    "lt_full",
+    "eq",
+    "a2b",
+    "b2a",
+    "inject",
+    "select",
+    "prefix_sum",
+    "copy_forward",
+    "shuffle",
+    "sort32",
+    "sort63",
+    "sort32_radix",
+    "sort63_radix",
+];
+
+/// One line of `triad-bench` output. Field names are a stable contract:
+/// figures are compared across versions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// Operation name.
+    pub op: String,
+    /// Elements per operand.
+    pub n: usize,
+    /// Wall time of one run, the slowest party's.
+    pub seconds: f64,
+    /// Payload bytes one party sent, the most of the three.
+    pub bytes_per_party: u64,
+    /// Depth of dependent messages.
+    pub rounds: u32,
+    /// Transport the parties used.
+    pub transport: &'static str,
+    /// Threads per party for local work.
+    pub threads: usize,
+}
+
+/// Plaintext inputs of one benchmark, the same at every party.
+struct Inputs {
+    a: Vec<u64>,
+    b: Vec<u64>,
+    bits: Vec<bool>,
+}
+
+fn inputs(op: &str, n: usize) -> Inputs {
+    let mut rng = ChaCha8Rng::seed_from_u64(n as u64 ^ 0x7472_6961_64);
+    let mut column = |mask: u64, offset: u64| -> Vec<u64> {
+        (0..n).map(|_| (rng.next_u64() & mask).wrapping_sub(offset)).collect()
+    };
+    let (a, b) = match op {
+        // |a - b| < 2^63: values in [-2^62, 2^62).
+        "lt" => (column((1 << 63) - 1, 1 << 62), column((1 << 63) - 1, 1 << 62)),
+        "lt32" => (column((1 << 32) - 1, 1 << 31), column((1 << 32) - 1, 1 << 31)),
+        "sort32" | "sort32_radix" => (column((1 << 32) - 1, 0), column(u64::MAX, 0)),
+        "sort63" | "sort63_radix" => (column((1 << 63) - 1, 0), column(u64::MAX, 0)),
+        "copy_forward" => {
+            let values = column(u64::MAX, 0);
+            let starts = column(u64::MAX, 0).iter().map(|v| (v % 8 == 0) as u64).collect();
+            (values, starts)
+        }
+        _ => (column(u64::MAX, 0), column(u64::MAX, 0)),
+    };
+    let bits = b.iter().map(|v| v & 1 == 1).collect();
+    Inputs { a, b, bits }
+}
+
+fn shares(id: PartyId, values: &[u64], salt: u8) -> Arith {
+    let [d0, d1, d2] = deal_with_seeds(values, [salt; 32], [salt.wrapping_add(1); 32]);
+    let dealt = match id {
+        PartyId::P0 => d0,
+        PartyId::P1 => d1,
+        PartyId::P2 => d2,
+    };
+    dealt
+        .into_shares()
+        .unwrap_or_else(|_| unreachable!("dealt locally"))
+}
+
+/// Shares of the inputs, prepared before the clock starts.
+struct Prepared {
+    a: Arith,
+    b: Arith,
+    bits: Bits,
+    words: XorWords,
+}
+
+/// Shares an operation returns, opened after the clock stops.
+enum Out {
+    Arith(Arith),
+    Bits(Bits),
+    Xor(XorWords),
+    Plain(Vec<u64>),
+}
+
+/// An opened result.
+#[derive(PartialEq)]
+enum Opened {
+    Words(Vec<u64>),
+    Bools(Vec<bool>),
+}
+
+type Runner = fn(&mut Session<MemoryTransport>, &Inputs, &Prepared) -> Result<Out, triad_ring::Error>;
+
+fn runner(op: &str) -> anyhow::Result<Runner> {
+    Ok(match op {
+        "input" => |s, i, _| {
+            let mine = (s.id() == PartyId::P0).then_some(i.a.as_slice());
+            Ok(Out::Arith(s.input(PartyId::P0, mine, i.a.len())?))
+        },
+        "reveal" => |s, _, p| Ok(Out::Plain(s.reveal(&p.a)?)),
+        "mul" => |s, _, p| Ok(Out::Arith(s.mul(&p.a, &p.b)?)),
+        "inner_product" => |s, _, p| Ok(Out::Arith(s.inner_product(&p.a, &p.b)?)),
+        "and" => |s, _, p| {
+            let other = p.bits.not(s.id());
+            Ok(Out::Bits(s.and(&p.bits, &other)?))
+        },
+        "lt" => |s, _, p| Ok(Out::Bits(s.lt(&p.a, &p.b, 63)?)),
+        "lt32" => |s, _, p| Ok(Out::Bits(s.lt(&p.a, &p.b, 32)?)),
+        "lt_full" => |s, _, p| Ok(Out::Bits(s.lt_full(&p.a, &p.b)?)),
+        "eq" => |s, _, p| Ok(Out::Bits(s.eq(&p.a, &p.b, 64)?)),
+        "a2b" => |s, _, p| Ok(Out::Xor(s.a2b(&p.a, 64)?)),
+        "b2a" => |s, _, p| Ok(Out::Arith(s.b2a(&p.words)?)),
+        "inject" => |s, _, p| Ok(Out::Arith(s.inject(&p.bits)?)),
+        "select" => |s, _, p| Ok(Out::Arith(s.select(&p.bits, &p.a, &p.b)?)),
+        "prefix_sum" => |s, _, p| Ok(Out::Arith(s.prefix_sum(&p.a))),
+        "copy_forward" => |s, _, p| {
+            let mut out = s.copy_forward(&p.b, &[&p.a])?;
+            Ok(Out::Arith(out.pop().unwrap_or_default()))
+        },
+        "shuffle" => |s, _, p| {
+            let (mut out, _) = s.shuffle(&[&p.a, &p.b], &[])?;
+            Ok(Out::Arith(out.swap_remove(0)))
+        },
+        "sort32" => |s, _, p| sort(s, p, 32, SortAlgorithm::default()),
+        "sort63" => |s, _, p| sort(s, p, 63, SortAlgorithm::default()),
+        "sort32_quick" => |s, _, p| sort(s, p, 32, SortAlgorithm::Quick),
+        "sort63_quick" => |s, _, p| sort(s, p, 63, SortAlgorithm::Quick),
+        "sort32_radix" => |s, _, p| sort(s, p, 32, SortAlgorithm::Radix),
+        "sort63_radix" => |s, _, p| sort(s, p, 63, SortAlgorithm::Radix),
+        other => bail!("unknown op {other:?}; known: {}", OPS.join(", ")),
+    })
+}
+
+/// Sorts payload `b` by key `a` of `width` bits.
+fn sort(
+    s: &mut Session<MemoryTransport>,
+    p: &Prepared,
+    width: u32,
+    algorithm: SortAlgorithm,
+) -> Result<Out, triad_ring::Error> {
+    let key = SortKey::new(vec![(p.a.clone(), width)])?;
+    let mut out = s.sort(&key, &[&p.b], algorithm)?;
+    Ok(Out::Arith(out.pop().unwrap_or_default()))
+}
+
+fn open(s: &mut Session<MemoryTransport>, out: Out) -> Result<Opened, triad_ring::Error> {
+    Ok(match out {
+        Out::Arith(x) => Opened::Words(s.reveal(&x)?),
+        Out::Bits(x) => Opened::Bools(s.reveal_bits(&x)?),
+        Out::Xor(x) => Opened::Words(s.reveal_xor(&x)?),
+        Out::Plain(v) => Opened::Words(v),
+    })
+}
+
+/// The plaintext result `op` must give on `i`.
+fn expected(op: &str, i: &Inputs) -> Opened {
+    let (a, b, c) = (&i.a, &i.b, &i.bits);
+    let words = |f: &dyn Fn(usize) -> u64| Opened::Words((0..a.len()).map(f).collect());
+    let bools = |f: &dyn Fn(usize) -> bool| Opened::Bools((0..a.len()).map(f).collect());
+    match op {
+        "mul" => words(&|e| a[e].wrapping_mul(b[e])),
+        "inner_product" => Opened::Words(vec![
+            a.iter().zip(b).fold(0u64, |s, (x, y)| s.wrapping_add(x.wrapping_mul(*y))),
+        ]),
+        "and" => bools(&|_| false),
+        "lt" | "lt32" | "lt_full" => bools(&|e| (a[e] as i64) < (b[e] as i64)),
+        "eq" => bools(&|e| a[e] == b[e]),
+        "inject" => words(&|e| c[e] as u64),
+        "select" => words(&|e| if c[e] { a[e] } else { b[e] }),
+        "prefix_sum" => {
+            let mut acc = 0u64;
+            Opened::Words(a.iter().map(|x| { acc = acc.wrapping_add(*x); acc }).collect())
+        }
+        "copy_forward" => {
+            let mut current = 0;
+            let copied = (0..a.len())
+                .map(|e| {
+                    if e == 0 || b[e] == 1 {
+                        current = a[e];
+                    }
+                    current
+                })
+                .collect();
+            Opened::Words(copied)
+        }
+        "shuffle" => {
+            let mut sorted = a.clone();
+            sorted.sort_unstable();
+            Opened::Words(sorted)
+        }
+        op if op.starts_with("sort") => {
+            let mut order: Vec<usize> = (0..a.len()).collect();
+            order.sort_by_key(|&e| a[e]);
+            Opened::Words(order.iter().map(|&e| b[e]).collect())
+        }
+        // input, reveal, a2b, b2a: the value itself.
+        _ => Opened::Words(a.clone()),
+    }
+}
+
+fn check(op: &str, i: &Inputs, opened: Opened) -> anyhow::Result<()> {
+    let opened = match (op, opened) {
+        ("shuffle", Opened::Words(mut v)) => {
+            v.sort_unstable();
+            Opened::Words(v)
+        }
+        (_, other) => other,
+    };
+    ensure!(
+        opened == expected(op, i),
+        "{op}: opened result does not match the plaintext reference"
+    );
+    Ok(())
+}
+
+/// Runs `op` on `n` elements `repeats` times in one session per party and
+/// reports the per-run figures. The result is checked against plaintext.
+pub fn measure(op: &str, n: usize, threads: usize, repeats: usize) -> anyhow::Result<Measurement> {
+    let run = runner(op)?;
+    let repeats = repeats.max(1);
+    let inputs = inputs(op, n);
+    let barrier = Barrier::new(3);
+    let results: Vec<anyhow::Result<(Duration, triad_ring::Stats)>> = thread::scope(|scope| {
+        let handles: Vec<_> = memory_mesh()
+            .into_iter()
+            .zip(PartyId::ALL)
+            .map(|(mut transport, id)| {
+                let inputs = &inputs;
+                let barrier = &barrier;
+                scope.spawn(move || -> anyhow::Result<(Duration, triad_ring::Stats)> {
+                    let keys = PairKeys::establish(id, &mut transport)?;
+                    let config = SessionConfig { threads, ..SessionConfig::default() };
+                    let mut session = Session::new(id, transport, &keys, &config)?;
+                    let bits = (id == PartyId::P0).then_some(inputs.bits.as_slice());
+                    let bits = session.input_bits(PartyId::P0, bits, n)?;
+                    let words = (id == PartyId::P0).then_some(inputs.a.as_slice());
+                    let words = session.input_xor(PartyId::P0, words, n)?;
+                    let prepared = Prepared {
+                        a: shares(id, &inputs.a, 2),
+                        b: shares(id, &inputs.b, 4),
+                        bits,
+                        words,
+                    };
+                    barrier.wait();
+                    session.reset_stats();
+                    let start = Instant::now();
+                    let mut last = run(&mut session, inputs, &prepared)?;
+                    for _ in 1..repeats {
+                        last = run(&mut session, inputs, &prepared)?;
+                    }
+                    let elapsed = start.elapsed();
+                    let stats = session.stats();
+                    let opened = open(&mut session, last)?;
+                    check(op, inputs, opened)?;
+                    Ok((elapsed, stats))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut seconds: f64 = 0.0;
+    let mut bytes = 0;
+    let mut rounds = 0;
+    for (id, r) in PartyId::ALL.iter().zip(results) {
+        let (elapsed, stats) = r.with_context(|| format!("{op} at {id}"))?;
+        seconds = seconds.max(elapsed.as_secs_f64() / repeats as f64);
+        bytes = bytes.max(stats.bytes_sent / repeats as u64);
+        rounds = rounds.max(stats.rounds / repeats as u32);
+    }
+    Ok(Measurement {
+        op: op.to_string(),
+        n,
+        seconds,
+        bytes_per_party: bytes,
+        rounds,
+        transport: "memory",
+        threads,
+    })
+}
