@@ -70,19 +70,30 @@ struct Inputs {
 }
 
 fn inputs(op: &str, n: usize) -> Inputs {
-    let mut rng = ChaCha8Rng::seed_from_u64(n as u64 ^ 0x7472_6961_64);
+    let mut rng = ChaCha8Rng::seed_from_u64(n as u64 ^ 0x0074_7269_6164);
     let mut column = |mask: u64, offset: u64| -> Vec<u64> {
-        (0..n).map(|_| (rng.next_u64() & mask).wrapping_sub(offset)).collect()
+        (0..n)
+            .map(|_| (rng.next_u64() & mask).wrapping_sub(offset))
+            .collect()
     };
     let (a, b) = match op {
         // |a - b| < 2^63: values in [-2^62, 2^62).
-        "lt" => (column((1 << 63) - 1, 1 << 62), column((1 << 63) - 1, 1 << 62)),
-        "lt32" => (column((1 << 32) - 1, 1 << 31), column((1 << 32) - 1, 1 << 31)),
+        "lt" => (
+            column((1 << 63) - 1, 1 << 62),
+            column((1 << 63) - 1, 1 << 62),
+        ),
+        "lt32" => (
+            column((1 << 32) - 1, 1 << 31),
+            column((1 << 32) - 1, 1 << 31),
+        ),
         "sort32" | "sort32_radix" => (column((1 << 32) - 1, 0), column(u64::MAX, 0)),
         "sort63" | "sort63_radix" => (column((1 << 63) - 1, 0), column(u64::MAX, 0)),
         "copy_forward" => {
             let values = column(u64::MAX, 0);
-            let starts = column(u64::MAX, 0).iter().map(|v| (v % 8 == 0) as u64).collect();
+            let starts = column(u64::MAX, 0)
+                .iter()
+                .map(|v| (v % 8 == 0) as u64)
+                .collect();
             (values, starts)
         }
         _ => (column(u64::MAX, 0), column(u64::MAX, 0)),
@@ -126,7 +137,8 @@ enum Opened {
     Bools(Vec<bool>),
 }
 
-type Runner = fn(&mut Session<MemoryTransport>, &Inputs, &Prepared) -> Result<Out, triad_ring::Error>;
+type Runner =
+    fn(&mut Session<MemoryTransport>, &Inputs, &Prepared) -> Result<Out, triad_ring::Error>;
 
 fn runner(op: &str) -> anyhow::Result<Runner> {
     Ok(match op {
@@ -197,7 +209,9 @@ fn expected(op: &str, i: &Inputs) -> Opened {
     match op {
         "mul" => words(&|e| a[e].wrapping_mul(b[e])),
         "inner_product" => Opened::Words(vec![
-            a.iter().zip(b).fold(0u64, |s, (x, y)| s.wrapping_add(x.wrapping_mul(*y))),
+            a.iter()
+                .zip(b)
+                .fold(0u64, |s, (x, y)| s.wrapping_add(x.wrapping_mul(*y))),
         ]),
         "and" => bools(&|_| false),
         "lt" | "lt32" | "lt_full" => bools(&|e| (a[e] as i64) < (b[e] as i64)),
@@ -206,7 +220,14 @@ fn expected(op: &str, i: &Inputs) -> Opened {
         "select" => words(&|e| if c[e] { a[e] } else { b[e] }),
         "prefix_sum" => {
             let mut acc = 0u64;
-            Opened::Words(a.iter().map(|x| { acc = acc.wrapping_add(*x); acc }).collect())
+            Opened::Words(
+                a.iter()
+                    .map(|x| {
+                        acc = acc.wrapping_add(*x);
+                        acc
+                    })
+                    .collect(),
+            )
         }
         "copy_forward" => {
             let mut current = 0;
@@ -250,9 +271,16 @@ fn check(op: &str, i: &Inputs, opened: Opened) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `op` on `n` elements `repeats` times in one session per party and
-/// reports the per-run figures. The result is checked against plaintext.
-pub fn measure(op: &str, n: usize, threads: usize, repeats: usize) -> anyhow::Result<Measurement> {
+/// Runs `op` on `n` elements `warmup` times untimed, then `repeats` times
+/// timed, in one session per party, and reports per-run figures (time
+/// averaged; rounds of one run). The result is checked against plaintext.
+pub fn measure(
+    op: &str,
+    n: usize,
+    threads: usize,
+    warmup: usize,
+    repeats: usize,
+) -> anyhow::Result<Measurement> {
     let run = runner(op)?;
     let repeats = repeats.max(1);
     let inputs = inputs(op, n);
@@ -266,7 +294,10 @@ pub fn measure(op: &str, n: usize, threads: usize, repeats: usize) -> anyhow::Re
                 let barrier = &barrier;
                 scope.spawn(move || -> anyhow::Result<(Duration, triad_ring::Stats)> {
                     let keys = PairKeys::establish(id, &mut transport)?;
-                    let config = SessionConfig { threads, ..SessionConfig::default() };
+                    let config = SessionConfig {
+                        threads,
+                        ..SessionConfig::default()
+                    };
                     let mut session = Session::new(id, transport, &keys, &config)?;
                     let bits = (id == PartyId::P0).then_some(inputs.bits.as_slice());
                     let bits = session.input_bits(PartyId::P0, bits, n)?;
@@ -278,15 +309,27 @@ pub fn measure(op: &str, n: usize, threads: usize, repeats: usize) -> anyhow::Re
                         bits,
                         words,
                     };
-                    barrier.wait();
-                    session.reset_stats();
-                    let start = Instant::now();
-                    let mut last = run(&mut session, inputs, &prepared)?;
-                    for _ in 1..repeats {
-                        last = run(&mut session, inputs, &prepared)?;
+                    // One untimed run first: a long-running node has its
+                    // buffers paged in; a cold process pays page faults on
+                    // every first touch, which is not the protocol's cost.
+                    for _ in 0..warmup {
+                        run(&mut session, inputs, &prepared)?;
                     }
-                    let elapsed = start.elapsed();
-                    let stats = session.stats();
+                    barrier.wait();
+                    let mut elapsed = Duration::ZERO;
+                    let mut stats = triad_ring::Stats::default();
+                    let mut last = None;
+                    for _ in 0..repeats {
+                        session.reset_stats();
+                        let start = Instant::now();
+                        last = Some(run(&mut session, inputs, &prepared)?);
+                        elapsed += start.elapsed();
+                        let run_stats = session.stats();
+                        stats.bytes_sent += run_stats.bytes_sent;
+                        stats.messages_sent += run_stats.messages_sent;
+                        stats.rounds = stats.rounds.max(run_stats.rounds);
+                    }
+                    let last = last.unwrap_or_else(|| unreachable!("repeats >= 1"));
                     let opened = open(&mut session, last)?;
                     check(op, inputs, opened)?;
                     Ok((elapsed, stats))
@@ -305,7 +348,7 @@ pub fn measure(op: &str, n: usize, threads: usize, repeats: usize) -> anyhow::Re
         let (elapsed, stats) = r.with_context(|| format!("{op} at {id}"))?;
         seconds = seconds.max(elapsed.as_secs_f64() / repeats as f64);
         bytes = bytes.max(stats.bytes_sent / repeats as u64);
-        rounds = rounds.max(stats.rounds / repeats as u32);
+        rounds = rounds.max(stats.rounds);
     }
     Ok(Measurement {
         op: op.to_string(),

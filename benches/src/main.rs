@@ -3,6 +3,11 @@
 //! `transport`, `threads`) are a stable contract across versions.
 
 use anyhow::bail;
+
+// glibc returns large blocks to the OS on free, so every fresh column
+// buffer page-faults again; a caching allocator keeps them.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::{Parser, Subcommand, ValueEnum};
 use triad_bench::{OPS, measure};
 
@@ -26,9 +31,12 @@ enum Command {
         /// Threads per party for local work.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Runs per operation inside one session; figures are per run.
+        /// Timed runs per operation inside one session; figures are per run.
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Untimed runs before timing, so buffers are paged in.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
         /// Transport between the parties.
         #[arg(long, value_enum, default_value_t = Transport::Memory)]
         transport: Transport,
@@ -46,7 +54,14 @@ enum Transport {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Micro { op, n, threads, repeat, transport } => {
+        Command::Micro {
+            op,
+            n,
+            threads,
+            repeat,
+            warmup,
+            transport,
+        } => {
             if let Transport::Quic = transport {
                 bail!("the QUIC transport is not built yet; use --transport memory");
             }
@@ -56,7 +71,7 @@ fn main() -> anyhow::Result<()> {
                 op.split(',').map(str::trim).collect()
             };
             for op in ops {
-                let m = measure(op, n, threads, repeat)?;
+                let m = measure(op, n, threads, warmup, repeat)?;
                 println!("{}", serde_json::to_string(&m)?);
             }
         }

@@ -31,28 +31,32 @@ pub(crate) fn transpose64(a: &mut [u64; 64]) {
     }
 }
 
-/// Splits one word per element into `planes` bit planes of bit-sliced words:
-/// result `[k][w]` holds bit `k` of elements `64w..64w+64`.
-pub(crate) fn to_planes(values: &[u64], planes: usize, parallel: bool) -> Vec<Vec<u64>> {
+/// Splits one word per element into `planes` bit planes of bit-sliced words,
+/// plane-major: word `k * words + w` holds bit `k` of elements
+/// `64w..64w+64`, where `words = ceil(len / 64)`.
+pub(crate) fn to_planes_flat(values: &[u64], planes: usize) -> Vec<u64> {
     let words = words_for(values.len());
-    let blocks = |(block, chunk): (usize, &[u64])| {
-        let mut m = [0u64; 64];
+    let mut out = vec![0u64; planes * words];
+    let mut m = [0u64; 64];
+    for (block, chunk) in values.chunks(64).enumerate() {
         m[..chunk.len()].copy_from_slice(chunk);
+        m[chunk.len()..].fill(0);
         transpose64(&mut m);
-        (block, m)
-    };
-    let mut out = vec![vec![0u64; words]; planes];
-    let transposed: Vec<(usize, [u64; 64])> = if parallel {
-        values.par_chunks(64).enumerate().map(blocks).collect()
-    } else {
-        values.chunks(64).enumerate().map(blocks).collect()
-    };
-    for (block, m) in transposed {
-        for (k, plane) in out.iter_mut().enumerate() {
-            plane[block] = m[k];
+        for (k, word) in m.iter().take(planes).enumerate() {
+            out[k * words + block] = *word;
         }
     }
     out
+}
+
+/// As [`to_planes_flat`], one vector per plane.
+pub(crate) fn to_planes(values: &[u64], planes: usize) -> Vec<Vec<u64>> {
+    let words = words_for(values.len());
+    let flat = to_planes_flat(values, planes);
+    if words == 0 {
+        return vec![Vec::new(); planes];
+    }
+    flat.chunks(words).map(<[u64]>::to_vec).collect()
 }
 
 /// Joins bit planes back into one word per element (`len` elements); planes
@@ -238,7 +242,7 @@ mod tests {
         let values: Vec<u64> = (0..200u64)
             .map(|v| v.wrapping_mul(0xDEAD_BEEF_1234_5677))
             .collect();
-        let planes = to_planes(&values, 64, false);
+        let planes = to_planes(&values, 64);
         for (e, v) in values.iter().enumerate() {
             for (k, plane) in planes.iter().enumerate() {
                 assert_eq!((plane[e / 64] >> (e % 64)) & 1, (v >> k) & 1);
@@ -246,6 +250,6 @@ mod tests {
         }
         let refs: Vec<&[u64]> = planes.iter().map(|p| p.as_slice()).collect();
         assert_eq!(from_planes(&refs, values.len()), values);
-        assert_eq!(to_planes(&values, 64, true), planes);
+        assert_eq!(to_planes_flat(&values, 64), planes.concat());
     }
 }

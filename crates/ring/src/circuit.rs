@@ -3,7 +3,7 @@
 //! gates of all given circuits in one round per level, so independent
 //! circuits (the limbs of a key, a comparison and an equality) share rounds.
 
-use crate::bits::{from_planes, to_planes};
+use crate::bits::{from_planes, to_planes, to_planes_flat};
 use crate::error::Error;
 use crate::party::PartyId;
 use crate::session::Session;
@@ -119,7 +119,7 @@ impl<T: Transport> Session<T> {
                 .zip(next)
                 .map(|(a, b)| a.wrapping_add(*b))
                 .collect();
-            Some(self.install(|| to_planes(&u, planes, true)).concat())
+            Some(to_planes_flat(&u, planes))
         } else {
             None
         };
@@ -146,7 +146,7 @@ impl<T: Transport> Session<T> {
                     } else {
                         v.to_vec()
                     };
-                    self.install(|| to_planes(&v, planes, true))
+                    to_planes(&v, planes)
                 }
             };
             let zeros = vec![0u64; words];
@@ -403,9 +403,9 @@ pub(crate) fn planes_to_words(planes: &[Plane], len: usize) -> (Vec<u64>, Vec<u6
 
 /// Splits shares of one word per element into planes.
 pub(crate) fn words_to_planes(own: &[u64], next: &[u64], planes: usize) -> Vec<Plane> {
-    to_planes(own, planes, false)
+    to_planes(own, planes)
         .into_iter()
-        .zip(to_planes(next, planes, false))
+        .zip(to_planes(next, planes))
         .map(|(own, next)| Plane { own, next })
         .collect()
 }

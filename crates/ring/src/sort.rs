@@ -146,9 +146,11 @@ impl<T: Transport> Session<T> {
                     pivots.push(pivot);
                 }
             }
-            let a: Vec<Arith> = limbs.iter().map(|l| l.gather(&elements)).collect();
-            let b: Vec<Arith> = limbs.iter().map(|l| l.gather(&pivots)).collect();
-            let less = self.lt_lex(&a, &b, &widths)?;
+            let differences: Vec<Arith> = limbs
+                .iter()
+                .map(|l| gather_difference(l, &elements, &pivots))
+                .collect();
+            let less = self.lex_negative(&differences, &widths)?;
             let less = self.reveal_bits(&less)?;
             let mut outcome = less.into_iter();
             let mut next_segments = Vec::new();
@@ -183,21 +185,21 @@ impl<T: Transport> Session<T> {
         Ok(payload_shuffled.iter().map(|c| c.gather(&order)).collect())
     }
 
-    /// Lexicographic `a < b` over limbs (most significant first), each pair
-    /// of limbs differing by less than `2^width`. Sign and equality circuits
-    /// of all limbs share rounds; then one AND per extra limb.
-    pub(crate) fn lt_lex(
+    /// Lexicographic `a < b` over limbs (most significant first), given the
+    /// limb differences `a - b`, each below `2^width` in absolute value.
+    /// Sign and equality circuits of all limbs share rounds; then one AND
+    /// per extra limb.
+    pub(crate) fn lex_negative(
         &mut self,
-        a: &[Arith],
-        b: &[Arith],
+        differences: &[Arith],
         widths: &[u32],
     ) -> Result<Bits, Error> {
-        let n = a.first().map(Arith::len).unwrap_or(0);
+        let n = differences.first().map(Arith::len).unwrap_or(0);
         let last = widths.len() - 1;
         let mut signs = Vec::new();
         let mut equals = Vec::new();
         for (l, &width) in widths.iter().enumerate() {
-            let d = a[l].sub(&b[l])?;
+            let d = &differences[l];
             let negate: &[bool] = if l < last { &[false, true] } else { &[false] };
             let (u, mut vs) = self.summand_planes(&d.own, &d.next, width as usize + 1, negate)?;
             if l < last {
@@ -308,6 +310,21 @@ impl<T: Transport> Session<T> {
             .iter()
             .map(|c| scatter_arith(c, &perm))
             .collect())
+    }
+}
+
+/// `x[elements[k]] - x[pivots[k]]` for every `k`, in one pass.
+fn gather_difference(x: &Arith, elements: &[u32], pivots: &[u32]) -> Arith {
+    let diff = |v: &[u64]| -> Vec<u64> {
+        elements
+            .iter()
+            .zip(pivots)
+            .map(|(&e, &p)| v[e as usize].wrapping_sub(v[p as usize]))
+            .collect()
+    };
+    Arith {
+        own: diff(&x.own),
+        next: diff(&x.next),
     }
 }
 
