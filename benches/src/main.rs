@@ -5,9 +5,17 @@
 use anyhow::bail;
 
 // glibc returns large blocks to the OS on free, so every fresh column
-// buffer page-faults again; a caching allocator keeps them.
+// buffer page-faults again; jemalloc keeps freed pages for reuse.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+// jemalloc sends allocations from 8 MiB up (a column of a million
+// elements) to an arena that returns pages to the OS at once; a threshold
+// of 0 keeps them in the normal arenas, which hold freed pages for ten
+// seconds. jemalloc reads this C string at start-up.
+#[allow(unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &u8 = &b"oversize_threshold:0\0"[0];
 use clap::{Parser, Subcommand, ValueEnum};
 use triad_bench::{OPS, measure};
 

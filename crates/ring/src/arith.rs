@@ -150,17 +150,11 @@ impl<T: Transport> Session<T> {
         });
         let id = self.id();
         let received = self.exchange(id.prev(), &z, id.next(), total)?;
-        let mut out = Vec::with_capacity(pairs.len());
-        let mut offset = 0;
-        for (x, _) in pairs {
-            let n = x.len();
-            out.push(Arith {
-                own: z[offset..offset + n].to_vec(),
-                next: received[offset..offset + n].to_vec(),
-            });
-            offset += n;
-        }
-        Ok(out)
+        Ok(split_columns(
+            z,
+            received,
+            pairs.iter().map(|(x, _)| x.len()),
+        ))
     }
 
     /// `sum_k x_k * y_k` as shares of one element: one round, one element
@@ -204,4 +198,26 @@ impl<T: Transport> Session<T> {
             next: vec![add(&x.next)],
         }
     }
+}
+
+/// Cuts concatenated result components back into columns of the given
+/// lengths; a single column takes the vectors without copying.
+pub(crate) fn split_columns(
+    own: Vec<u64>,
+    next: Vec<u64>,
+    lengths: impl ExactSizeIterator<Item = usize>,
+) -> Vec<Arith> {
+    if lengths.len() == 1 {
+        return vec![Arith { own, next }];
+    }
+    let mut out = Vec::with_capacity(lengths.len());
+    let mut offset = 0;
+    for n in lengths {
+        out.push(Arith {
+            own: own[offset..offset + n].to_vec(),
+            next: next[offset..offset + n].to_vec(),
+        });
+        offset += n;
+    }
+    out
 }

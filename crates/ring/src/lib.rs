@@ -15,6 +15,7 @@
 //! [`PairKeys::establish`]); seeded keys exist only behind the
 //! `insecure-test-keys` feature. It must not log values or keys.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod arith;
 mod bits;

@@ -44,19 +44,26 @@ impl PairKeys {
     pub fn establish<T: Transport>(id: PartyId, transport: &mut T) -> Result<PairKeys, Error> {
         let mut with_next = [0u8; 32];
         getrandom::fill(&mut with_next).map_err(Error::Randomness)?;
-        transport.send(id.next(), with_next.to_vec())?;
+        let words: Vec<u64> = with_next
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        transport.send(id.next(), words)?;
         let received = transport.recv(id.prev())?;
-        let with_prev: [u8; 32] = received
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Protocol {
+        if received.len() != 4 {
+            return Err(Error::Protocol {
                 peer: id.prev(),
                 step: 0,
                 problem: crate::error::ProtocolProblem::WrongLength {
-                    expected: 32,
+                    expected: 4,
                     got: received.len() as u64,
                 },
-            })?;
+            });
+        }
+        let mut with_prev = [0u8; 32];
+        for (chunk, word) in with_prev.chunks_exact_mut(8).zip(&received) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
         Ok(PairKeys {
             with_prev,
             with_next,

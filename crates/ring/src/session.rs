@@ -10,9 +10,9 @@ use crate::transport::Transport;
 /// Wire version of the message header; bump on any change of framing.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Header: version, 3 reserved bytes, round stamp (u32), step (u64),
-/// element count (u64); all little-endian.
-const HEADER_BYTES: usize = 24;
+/// Frame trailer: version (low byte) and round stamp (high half) in one
+/// word, then the step, then the payload length in words.
+const TRAILER_WORDS: usize = 3;
 
 /// How a session runs.
 #[derive(Clone, Debug)]
@@ -184,22 +184,16 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Sends `words` to `to` as step `step`: one message, raw little-endian.
+    /// Sends `words` to `to` as step `step`: one frame, the payload followed
+    /// by a trailer (so the receiver can drop it without moving the
+    /// payload).
     pub(crate) fn send(&mut self, to: PartyId, step: u64, words: &[u64]) -> Result<(), Error> {
         let round = self.depth + 1;
-        let mut message = Vec::with_capacity(HEADER_BYTES + words.len() * 8);
-        message.push(PROTOCOL_VERSION);
-        message.extend_from_slice(&[0, 0, 0]);
-        message.extend_from_slice(&round.to_le_bytes());
-        message.extend_from_slice(&step.to_le_bytes());
-        message.extend_from_slice(&(words.len() as u64).to_le_bytes());
-        if cfg!(target_endian = "little") {
-            message.extend_from_slice(bytemuck::cast_slice(words));
-        } else {
-            for word in words {
-                message.extend_from_slice(&word.to_le_bytes());
-            }
-        }
+        let mut message = Vec::with_capacity(words.len() + TRAILER_WORDS);
+        message.extend_from_slice(words);
+        message.push(u64::from(PROTOCOL_VERSION) | (u64::from(round) << 32));
+        message.push(step);
+        message.push(words.len() as u64);
         self.transport.send(to, message)?;
         self.stats.bytes_sent += words.len() as u64 * 8;
         self.stats.messages_sent += 1;
@@ -220,42 +214,37 @@ impl<T: Transport> Session<T> {
         step: u64,
         expected: usize,
     ) -> Result<Vec<u64>, Error> {
-        let message = self.transport.recv(from)?;
+        let mut message = self.transport.recv(from)?;
         let bad = |problem| Error::Protocol {
             peer: from,
             step,
             problem,
         };
-        if message.len() < HEADER_BYTES {
-            return Err(bad(ProtocolProblem::Truncated { len: message.len() }));
-        }
-        if message[0] != PROTOCOL_VERSION {
+        let Some(payload_words) = message.len().checked_sub(TRAILER_WORDS) else {
+            return Err(bad(ProtocolProblem::Truncated {
+                len: message.len() * 8,
+            }));
+        };
+        let trailer = &message[payload_words..];
+        let version = (trailer[0] & 0xff) as u8;
+        let round = (trailer[0] >> 32) as u32;
+        let (got_step, count) = (trailer[1], trailer[2]);
+        if version != PROTOCOL_VERSION {
             return Err(bad(ProtocolProblem::Version {
                 expected: PROTOCOL_VERSION,
-                got: message[0],
+                got: version,
             }));
         }
-        let word = |at: usize| u64::from_le_bytes(message[at..at + 8].try_into().unwrap_or([0; 8]));
-        let round = u32::from_le_bytes(message[4..8].try_into().unwrap_or([0; 4]));
-        let got_step = word(8);
-        let count = word(16);
         if got_step != step {
             return Err(bad(ProtocolProblem::WrongStep { got: got_step }));
         }
-        let payload_words = ((message.len() - HEADER_BYTES) / 8) as u64;
-        if count != expected as u64
-            || payload_words != count
-            || (message.len() - HEADER_BYTES) % 8 != 0
-        {
+        if count != expected as u64 || payload_words as u64 != count {
             return Err(bad(ProtocolProblem::WrongLength {
                 expected: expected as u64,
-                got: count.min(payload_words),
+                got: count.min(payload_words as u64),
             }));
         }
-        let payload: Vec<u64> = message[HEADER_BYTES..]
-            .chunks_exact(8)
-            .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
-            .collect();
+        message.truncate(payload_words);
         self.depth = self.depth.max(round);
         self.stats.rounds = self.stats.rounds.max(round);
         if self.transcript.is_some() {
@@ -263,10 +252,10 @@ impl<T: Transport> Session<T> {
                 from,
                 step,
                 round,
-                payload: payload.clone(),
+                payload: message.clone(),
             });
         }
-        Ok(payload)
+        Ok(message)
     }
 
     /// Sends to one neighbour and receives from the other in one round.

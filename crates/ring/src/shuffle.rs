@@ -108,71 +108,64 @@ impl<T: Transport> Session<T> {
         Ok((arith_out, xor_out))
     }
 
-    /// One re-sharing: parties `first` and `first + 1` permute.
+    /// One re-sharing: parties `first` and `first + 1` permute. Columns are
+    /// updated in place; each column's masks come from its own PRG stream.
     fn reshuffle(
         &mut self,
         first: PartyId,
         columns: &mut [(Group, Vec<u64>, Vec<u64>)],
         n: usize,
     ) -> Result<(), Error> {
-        let mask_stream = self.next_step();
+        let mask_streams: Vec<u64> = columns.iter().map(|_| self.next_step()).collect();
         let perm_stream = self.next_step();
         let step = self.next_step();
         let id = self.id();
-        let total = n * columns.len();
-        if id == first || id == first.next() {
-            let is_first = id == first;
-            let perm = self.pair_permutation(perm_stream, n, is_first);
-            let mut masks = vec![0u64; total];
+        if id != first && id != first.next() {
+            // The third party's new components are its two keystreams.
+            for ((_, own, next), &stream) in columns.iter_mut().zip(&mask_streams) {
+                self.random_own(stream, own);
+                self.random_next(stream, next);
+            }
+            return Ok(());
+        }
+        let is_first = id == first;
+        let perm = self.pair_permutation(perm_stream, n, is_first);
+        let mut outgoing = vec![0u64; n * columns.len()];
+        for (c, (group, own, next)) in columns.iter_mut().enumerate() {
+            let out = &mut outgoing[c * n..(c + 1) * n];
+            // `first` holds x_j + x_{j+1}; its partner holds x_{j+2}.
             if is_first {
-                self.random_own(mask_stream, &mut masks);
+                for ((a, b), &p) in own.iter().zip(next.iter()).zip(&perm) {
+                    out[p as usize] = group.combine(*a, *b);
+                }
             } else {
-                self.random_next(mask_stream, &mut masks);
-            }
-            let mut outgoing = Vec::with_capacity(total);
-            self.install(|| {
-                for (c, (group, own, next)) in columns.iter().enumerate() {
-                    // `first` holds x_j + x_{j+1}; its partner holds x_{j+2}.
-                    let summand: Vec<u64> = if is_first {
-                        own.iter()
-                            .zip(next.iter())
-                            .map(|(a, b)| group.combine(*a, *b))
-                            .collect()
-                    } else {
-                        next.clone()
-                    };
-                    let permuted = scatter(&summand, &perm);
-                    let mask = &masks[c * n..(c + 1) * n];
-                    outgoing.extend(permuted.iter().zip(mask).map(|(p, m)| group.remove(*p, *m)));
-                }
-            });
-            let partner = if is_first { id.next() } else { id.prev() };
-            self.send(partner, step, &outgoing)?;
-            let incoming = self.recv(partner, step, total)?;
-            for (c, (group, own, next)) in columns.iter_mut().enumerate() {
-                let range = c * n..(c + 1) * n;
-                let middle: Vec<u64> = outgoing[range.clone()]
-                    .iter()
-                    .zip(&incoming[range.clone()])
-                    .map(|(a, b)| group.combine(*a, *b))
-                    .collect();
-                if is_first {
-                    *own = masks[range].to_vec();
-                    *next = middle;
-                } else {
-                    *own = middle;
-                    *next = masks[range].to_vec();
+                for (b, &p) in next.iter().zip(&perm) {
+                    out[p as usize] = *b;
                 }
             }
-        } else {
-            let mut own_masks = vec![0u64; total];
-            let mut next_masks = vec![0u64; total];
-            self.random_own(mask_stream, &mut own_masks);
-            self.random_next(mask_stream, &mut next_masks);
-            for (c, (_, own, next)) in columns.iter_mut().enumerate() {
-                *own = own_masks[c * n..(c + 1) * n].to_vec();
-                *next = next_masks[c * n..(c + 1) * n].to_vec();
+            // Re-mask with the component shared with the third party; it
+            // becomes this party's kept component.
+            let kept = if is_first { own } else { next };
+            if is_first {
+                self.random_own(mask_streams[c], kept);
+            } else {
+                self.random_next(mask_streams[c], kept);
             }
+            out.iter_mut()
+                .zip(kept.iter())
+                .for_each(|(o, m)| *o = group.remove(*o, *m));
+        }
+        let partner = if is_first { id.next() } else { id.prev() };
+        self.send(partner, step, &outgoing)?;
+        let incoming = self.recv(partner, step, outgoing.len())?;
+        for (c, (group, own, next)) in columns.iter_mut().enumerate() {
+            let middle = if is_first { next } else { own };
+            let range = c * n..(c + 1) * n;
+            middle
+                .iter_mut()
+                .zip(&outgoing[range.clone()])
+                .zip(&incoming[range])
+                .for_each(|((m, a), b)| *m = group.combine(*a, *b));
         }
         Ok(())
     }

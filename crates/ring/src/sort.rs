@@ -133,48 +133,95 @@ impl<T: Transport> Session<T> {
         let payload_shuffled = shuffled.split_off(limbs.len());
         let limbs = shuffled;
 
+        // The key limbs are kept physically in the current order, so every
+        // level reads and rewrites each segment sequentially; `order` maps
+        // positions back to shuffled rows for the payload.
+        let mut limbs = limbs;
         let mut order: Vec<u32> = (0..n as u32).collect();
-        // Unsorted ranges of `order` with at least two rows.
+        // Unsorted ranges of positions with at least two rows.
         let mut segments: Vec<(usize, usize)> = vec![(0, n)];
+        let mut scratch: Vec<u64> = Vec::with_capacity(n);
+        let mut scratch_order: Vec<u32> = Vec::with_capacity(n);
         while !segments.is_empty() {
-            let mut elements = Vec::new();
-            let mut pivots = Vec::new();
-            for &(start, len) in &segments {
-                let pivot = order[start];
-                for &row in &order[start + 1..start + len] {
-                    elements.push(row);
-                    pivots.push(pivot);
-                }
-            }
+            let compared: usize = segments.iter().map(|&(_, len)| len - 1).sum();
             let differences: Vec<Arith> = limbs
                 .iter()
-                .map(|l| gather_difference(l, &elements, &pivots))
+                .map(|limb| {
+                    let diff = |v: &[u64]| -> Vec<u64> {
+                        let mut out = Vec::with_capacity(compared);
+                        for &(start, len) in &segments {
+                            let pivot = v[start];
+                            out.extend(
+                                v[start + 1..start + len]
+                                    .iter()
+                                    .map(|x| x.wrapping_sub(pivot)),
+                            );
+                        }
+                        out
+                    };
+                    Arith {
+                        own: diff(&limb.own),
+                        next: diff(&limb.next),
+                    }
+                })
                 .collect();
             let less = self.lex_negative(&differences, &widths)?;
             let less = self.reveal_bits(&less)?;
-            let mut outcome = less.into_iter();
             let mut next_segments = Vec::new();
+            let mut offset = 0;
             for &(start, len) in &segments {
-                let pivot = order[start];
-                let mut below = Vec::with_capacity(len);
-                let mut above = Vec::with_capacity(len);
-                for &row in &order[start + 1..start + len] {
-                    if outcome.next().unwrap_or(false) {
-                        below.push(row);
-                    } else {
-                        above.push(row);
-                    }
+                let outcomes = &less[offset..offset + len - 1];
+                offset += len - 1;
+                let below = outcomes.iter().filter(|&&b| b).count();
+                // Stable partition of the segment: rows below the pivot, the
+                // pivot, rows above, applied to `order` and every limb.
+                let mut partition = |values: &mut [u64]| {
+                    scratch.clear();
+                    scratch.extend(
+                        values[1..]
+                            .iter()
+                            .zip(outcomes)
+                            .filter(|(_, b)| **b)
+                            .map(|(v, _)| *v),
+                    );
+                    scratch.push(values[0]);
+                    scratch.extend(
+                        values[1..]
+                            .iter()
+                            .zip(outcomes)
+                            .filter(|(_, b)| !**b)
+                            .map(|(v, _)| *v),
+                    );
+                    values.copy_from_slice(&scratch);
+                };
+                for limb in limbs.iter_mut() {
+                    partition(&mut limb.own[start..start + len]);
+                    partition(&mut limb.next[start..start + len]);
                 }
-                let (nb, na) = (below.len(), above.len());
-                let range = &mut order[start..start + len];
-                range[..nb].copy_from_slice(&below);
-                range[nb] = pivot;
-                range[nb + 1..].copy_from_slice(&above);
-                if nb >= 2 {
-                    next_segments.push((start, nb));
+                let rows = &mut order[start..start + len];
+                scratch_order.clear();
+                scratch_order.extend(
+                    rows[1..]
+                        .iter()
+                        .zip(outcomes)
+                        .filter(|(_, b)| **b)
+                        .map(|(v, _)| *v),
+                );
+                scratch_order.push(rows[0]);
+                scratch_order.extend(
+                    rows[1..]
+                        .iter()
+                        .zip(outcomes)
+                        .filter(|(_, b)| !**b)
+                        .map(|(v, _)| *v),
+                );
+                rows.copy_from_slice(&scratch_order);
+                let above = len - 1 - below;
+                if below >= 2 {
+                    next_segments.push((start, below));
                 }
-                if na >= 2 {
-                    next_segments.push((start + nb + 1, na));
+                if above >= 2 {
+                    next_segments.push((start + below + 1, above));
                 }
             }
             segments = next_segments;
@@ -310,21 +357,6 @@ impl<T: Transport> Session<T> {
             .iter()
             .map(|c| scatter_arith(c, &perm))
             .collect())
-    }
-}
-
-/// `x[elements[k]] - x[pivots[k]]` for every `k`, in one pass.
-fn gather_difference(x: &Arith, elements: &[u32], pivots: &[u32]) -> Arith {
-    let diff = |v: &[u64]| -> Vec<u64> {
-        elements
-            .iter()
-            .zip(pivots)
-            .map(|(&e, &p)| v[e as usize].wrapping_sub(v[p as usize]))
-            .collect()
-    };
-    Arith {
-        own: diff(&x.own),
-        next: diff(&x.next),
     }
 }
 

@@ -1,10 +1,14 @@
-//! The byte-level channel the protocols run over, and an in-memory mesh of
-//! three for tests and benchmarks.
+//! The channel the protocols run over, and an in-memory mesh of three for
+//! tests and benchmarks.
 //!
-//! A transport moves whole messages between the three parties, in order per
-//! direction. Sends must not block on the receiver (protocols send before
-//! they receive in every round); receives block until a message arrives or
-//! the peer is gone.
+//! A transport moves whole frames of 64-bit words between the three
+//! parties, in order per direction; on a wire they travel as raw
+//! little-endian bytes. Words rather than bytes because every payload is a
+//! vector of ring elements: a socket transport reads straight into an
+//! aligned `Vec<u64>` and the in-memory one moves the vector, so no frame is
+//! ever re-encoded. Sends must not block on the receiver (protocols send
+//! before they receive in every round); receives block until a frame
+//! arrives or the peer is gone.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
@@ -13,10 +17,11 @@ use crate::party::PartyId;
 
 /// A blocking, ordered, reliable message channel to the two other parties.
 pub trait Transport: Send {
-    /// Queues `message` for `to`. Must not wait for `to` to receive it.
-    fn send(&mut self, to: PartyId, message: Vec<u8>) -> Result<(), TransportError>;
-    /// Waits for the next message from `from`.
-    fn recv(&mut self, from: PartyId) -> Result<Vec<u8>, TransportError>;
+    /// Queues the frame `message` for `to`. Must not wait for `to` to
+    /// receive it.
+    fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError>;
+    /// Waits for the next frame from `from`.
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError>;
 }
 
 /// Why a transport could not move a message.
@@ -58,16 +63,16 @@ pub enum TransportError {
 #[derive(Debug)]
 pub struct MemoryTransport {
     id: PartyId,
-    senders: [Option<Sender<Vec<u8>>>; 3],
-    receivers: [Option<Receiver<Vec<u8>>>; 3],
+    senders: [Option<Sender<Vec<u64>>>; 3],
+    receivers: [Option<Receiver<Vec<u64>>>; 3],
     timeout: Option<Duration>,
 }
 
-/// Three connected in-memory transports, indexed by party. Messages are
+/// Three connected in-memory transports, indexed by party. Frames are
 /// moved, not copied.
 pub fn memory_mesh() -> [MemoryTransport; 3] {
-    let mut senders: [[Option<Sender<Vec<u8>>>; 3]; 3] = Default::default();
-    let mut receivers: [[Option<Receiver<Vec<u8>>>; 3]; 3] = Default::default();
+    let mut senders: [[Option<Sender<Vec<u64>>>; 3]; 3] = Default::default();
+    let mut receivers: [[Option<Receiver<Vec<u64>>>; 3]; 3] = Default::default();
     for from in 0..3 {
         for to in 0..3 {
             if from != to {
@@ -103,7 +108,7 @@ impl MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
-    fn send(&mut self, to: PartyId, message: Vec<u8>) -> Result<(), TransportError> {
+    fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
         let sender = self.senders[to.index()]
             .as_ref()
             .ok_or(TransportError::SelfMessage { party: self.id })?;
@@ -112,7 +117,7 @@ impl Transport for MemoryTransport {
             .map_err(|_| TransportError::Closed { peer: to })
     }
 
-    fn recv(&mut self, from: PartyId) -> Result<Vec<u8>, TransportError> {
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
         let receiver = self.receivers[from.index()]
             .as_ref()
             .ok_or(TransportError::SelfMessage { party: self.id })?;
