@@ -101,77 +101,131 @@ impl<T: Transport> Session<T> {
     /// Boolean planes of the two summands of `x`: `x = u + v` with
     /// `u = x_0 + x_1` known to party 0 (which inputs its planes, one
     /// message) and `v = x_2` known to parties 1 and 2 (shared for free as
-    /// components `(0, 0, v)`). `planes` low bits of each; `v` is negated
-    /// first when `negate_v`, for equality tests (`x == 0` iff `u == -v`).
+    /// components `(0, 0, v)`). `planes` low bits of each; `v` is adjusted
+    /// as asked first, once per entry of `adjust`.
     pub(crate) fn summand_planes(
         &mut self,
         own: &[u64],
         next: &[u64],
         planes: usize,
-        negate_v: &[bool],
+        adjust: &[Adjust],
     ) -> Result<(Vec<Plane>, Vec<Vec<Plane>>), Error> {
-        let n = own.len();
-        let words = n.div_ceil(64);
-        let id = self.id();
-        let u_words = if id == PartyId::P0 {
-            let u: Vec<u64> = own
-                .iter()
-                .zip(next)
-                .map(|(a, b)| a.wrapping_add(*b))
-                .collect();
-            Some(to_planes_flat(&u, planes))
-        } else {
-            None
-        };
-        let (u_own, u_next) =
-            self.input_xor_words(PartyId::P0, u_words.as_deref(), planes * words)?;
-        let u = (0..planes)
-            .map(|k| Plane {
-                own: u_own[k * words..(k + 1) * words].to_vec(),
-                next: u_next[k * words..(k + 1) * words].to_vec(),
-            })
-            .collect();
-        let v_component: Option<&[u64]> = match id {
-            PartyId::P0 => None,
-            PartyId::P1 => Some(next),
-            PartyId::P2 => Some(own),
-        };
-        let mut vs = Vec::with_capacity(negate_v.len());
-        for &negate in negate_v {
-            let v_planes = match v_component {
-                None => vec![vec![0u64; words]; planes],
-                Some(v) => {
-                    let v: Vec<u64> = if negate {
-                        v.iter().map(|x| x.wrapping_neg()).collect()
-                    } else {
-                        v.to_vec()
-                    };
-                    to_planes(&v, planes)
-                }
-            };
-            let zeros = vec![0u64; words];
-            vs.push(
-                v_planes
-                    .into_iter()
-                    .map(|p| match id {
-                        PartyId::P0 => Plane {
-                            own: zeros.clone(),
-                            next: zeros.clone(),
-                        },
-                        PartyId::P1 => Plane {
-                            own: zeros.clone(),
-                            next: p,
-                        },
-                        PartyId::P2 => Plane {
-                            own: p,
-                            next: zeros.clone(),
-                        },
-                    })
-                    .collect(),
-            );
-        }
+        let mut out = self.summands(&[SummandRequest {
+            own,
+            next,
+            planes,
+            adjust,
+        }])?;
+        let (u, vs) = out.pop().unwrap_or_default();
         Ok((u, vs))
     }
+
+    /// [`Session::summand_planes`] for several columns with one input
+    /// message for all of them.
+    pub(crate) fn summands(
+        &mut self,
+        requests: &[SummandRequest<'_>],
+    ) -> Result<Vec<(Vec<Plane>, Vec<Vec<Plane>>)>, Error> {
+        let id = self.id();
+        let sizes: Vec<usize> = requests
+            .iter()
+            .map(|r| r.planes * r.own.len().div_ceil(64))
+            .collect();
+        let total: usize = sizes.iter().sum();
+        let u_words = (id == PartyId::P0).then(|| {
+            let mut flat = Vec::with_capacity(total);
+            for r in requests {
+                let u: Vec<u64> = r
+                    .own
+                    .iter()
+                    .zip(r.next)
+                    .map(|(a, b)| a.wrapping_add(*b))
+                    .collect();
+                flat.extend(to_planes_flat(&u, r.planes));
+            }
+            flat
+        });
+        let (u_own, u_next) = self.input_xor_words(PartyId::P0, u_words.as_deref(), total)?;
+        let mut results = Vec::with_capacity(requests.len());
+        let mut offset = 0;
+        for (r, size) in requests.iter().zip(sizes) {
+            let words = r.own.len().div_ceil(64);
+            let u: Vec<Plane> = (0..r.planes)
+                .map(|k| {
+                    let range = offset + k * words..offset + (k + 1) * words;
+                    Plane {
+                        own: u_own[range.clone()].to_vec(),
+                        next: u_next[range].to_vec(),
+                    }
+                })
+                .collect();
+            offset += size;
+            let v_component: Option<&[u64]> = match id {
+                PartyId::P0 => None,
+                PartyId::P1 => Some(r.next),
+                PartyId::P2 => Some(r.own),
+            };
+            let mut vs = Vec::with_capacity(r.adjust.len());
+            for adjust in r.adjust {
+                let zeros = vec![0u64; words];
+                let planes: Vec<Plane> = match v_component {
+                    None => vec![
+                        Plane {
+                            own: zeros.clone(),
+                            next: zeros,
+                        };
+                        r.planes
+                    ],
+                    Some(v) => {
+                        let v: Vec<u64> = match adjust {
+                            Adjust::Plain => v.to_vec(),
+                            Adjust::Negate => v.iter().map(|x| x.wrapping_neg()).collect(),
+                            Adjust::MinusOne => v.iter().map(|x| x.wrapping_sub(1)).collect(),
+                        };
+                        to_planes(&v, r.planes)
+                            .into_iter()
+                            .map(|p| {
+                                if id == PartyId::P1 {
+                                    Plane {
+                                        own: zeros.clone(),
+                                        next: p,
+                                    }
+                                } else {
+                                    Plane {
+                                        own: p,
+                                        next: zeros.clone(),
+                                    }
+                                }
+                            })
+                            .collect()
+                    }
+                };
+                vs.push(planes);
+            }
+            results.push((u, vs));
+        }
+        Ok(results)
+    }
+}
+
+/// How parties 1 and 2 transform their summand `v` before splitting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Adjust {
+    /// `v` itself: `u + v` is the value.
+    Plain,
+    /// `-v`: the value is zero iff `u == -v`.
+    Negate,
+    /// `v - 1`: with a carry-in `c`, `u + (v - 1) + c` is the value minus
+    /// `1 - c`, for chaining limbs.
+    MinusOne,
+}
+
+/// One column for [`Session::summands`].
+pub(crate) struct SummandRequest<'a> {
+    pub(crate) own: &'a [u64],
+    pub(crate) next: &'a [u64],
+    pub(crate) planes: usize,
+    pub(crate) adjust: &'a [Adjust],
 }
 
 /// Bit `width` of `u + v` (the sign of a value known to lie in
@@ -183,6 +237,8 @@ pub(crate) struct SignCircuit {
     u: Vec<Plane>,
     v: Vec<Plane>,
     started: bool,
+    /// Keep the propagate of the range containing bit 0, for a carry-in.
+    carry_in: bool,
     /// (generate, propagate) of adjacent bit ranges, lowest first; the
     /// range containing bit 0 needs no propagate, there is no carry in.
     nodes: Vec<(Plane, Option<Plane>)>,
@@ -201,7 +257,28 @@ impl SignCircuit {
             u,
             v,
             started: false,
+            carry_in: false,
             nodes: Vec::new(),
+        }
+    }
+
+    /// As [`SignCircuit::new`], for a sum that will also get a carry-in
+    /// bit: the circuit keeps the whole range's propagate, and
+    /// [`SignCircuit::generate_propagate`] hands out both.
+    pub(crate) fn with_carry_in(u: Vec<Plane>, v: Vec<Plane>, width: usize) -> SignCircuit {
+        let mut circuit = SignCircuit::new(u, v, width);
+        circuit.carry_in = true;
+        circuit
+    }
+
+    /// `(u_w ^ v_w, G, P)` of bits `0..width` once the circuit is done, so
+    /// that bit `width` of `u + v + c` is `top ^ G ^ (P & c)`.
+    pub(crate) fn generate_propagate(&self) -> (Plane, Plane, Plane) {
+        match self.nodes.first() {
+            Some((g, Some(p))) if self.started => (self.top.clone(), g.clone(), p.clone()),
+            // Width 0 (no bits below the top): G = 0, P = 1 is not
+            // representable without the party id; callers use width >= 1.
+            _ => (self.top.clone(), Plane::default(), Plane::default()),
         }
     }
 
@@ -241,7 +318,10 @@ impl Circuit for SignCircuit {
             self.nodes = outputs
                 .into_iter()
                 .enumerate()
-                .map(|(k, g)| (g, (k > 0).then(|| self.u[k].xor(&self.v[k]))))
+                .map(|(k, g)| {
+                    let keep = k > 0 || self.carry_in;
+                    (g, keep.then(|| self.u[k].xor(&self.v[k])))
+                })
                 .collect();
             return;
         }

@@ -7,7 +7,7 @@
 //! the only multiple of `2^(w+1)` in `(-2^w, 2^w)` is zero.
 
 use crate::bits::ones;
-use crate::circuit::{AndTree, Plane, SignCircuit};
+use crate::circuit::{Adjust, AndTree, Plane, SignCircuit};
 use crate::error::Error;
 use crate::session::Session;
 use crate::share::{Arith, Bits};
@@ -103,7 +103,7 @@ impl<T: Transport> Session<T> {
     /// The sign bit of each element of `d`, known to lie in
     /// `(-2^width, 2^width)`.
     pub(crate) fn sign_bits(&mut self, d: &Arith, width: usize) -> Result<Bits, Error> {
-        let (u, mut vs) = self.summand_planes(&d.own, &d.next, width + 1, &[false])?;
+        let (u, mut vs) = self.summand_planes(&d.own, &d.next, width + 1, &[Adjust::Plain])?;
         let mut circuit = SignCircuit::new(u, vs.pop().unwrap_or_default(), width);
         self.run_circuits(&mut [&mut circuit])?;
         Ok(plane_bits(circuit.output(), d.len()))
@@ -117,7 +117,7 @@ impl<T: Transport> Session<T> {
         let n = a.len();
         let d = a.sub(b)?;
         let (own, next) = stack(&[(&a.own, &a.next), (&b.own, &b.next), (&d.own, &d.next)]);
-        let (u, mut vs) = self.summand_planes(&own, &next, 64, &[false])?;
+        let (u, mut vs) = self.summand_planes(&own, &next, 64, &[Adjust::Plain])?;
         let mut circuit = SignCircuit::new(u, vs.pop().unwrap_or_default(), 63);
         self.run_circuits(&mut [&mut circuit])?;
         let signs = split_plane(&circuit.output(), 3);
@@ -147,7 +147,7 @@ impl<T: Transport> Session<T> {
 
     /// `d == 0`, testing the low `planes` bits.
     pub(crate) fn is_zero(&mut self, d: &Arith, planes: usize) -> Result<Bits, Error> {
-        let (u, mut vs) = self.summand_planes(&d.own, &d.next, planes, &[true])?;
+        let (u, mut vs) = self.summand_planes(&d.own, &d.next, planes, &[Adjust::Negate])?;
         let neg_v = vs.pop().unwrap_or_default();
         let mut tree = AndTree::new(self.equal_planes(&u, &neg_v, d.len()));
         self.run_circuits(&mut [&mut tree])?;

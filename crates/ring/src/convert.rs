@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::circuit::{AdderCircuit, planes_to_words, words_to_planes};
+use crate::circuit::{AdderCircuit, Adjust, planes_to_words, words_to_planes};
 use crate::error::Error;
 use crate::party::PartyId;
 use crate::session::Session;
@@ -25,7 +25,7 @@ impl<T: Transport> Session<T> {
     /// Kogge-Stone adder computes `u + v`: `1 + ceil(log2 width)` AND rounds.
     pub fn a2b(&mut self, x: &Arith, width: u32) -> Result<XorWords, Error> {
         let width = check_width("a2b", width)?;
-        let (u, mut vs) = self.summand_planes(&x.own, &x.next, width, &[false])?;
+        let (u, mut vs) = self.summand_planes(&x.own, &x.next, width, &[Adjust::Plain])?;
         let v = vs.pop().unwrap_or_default();
         let mut adder = AdderCircuit::new(u, v);
         self.run_circuits(&mut [&mut adder])?;

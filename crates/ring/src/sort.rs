@@ -16,7 +16,7 @@
 //!   are moved by shuffling and opening the (uniformly random) shuffled
 //!   destinations. The payload moves once at the end.
 
-use crate::circuit::{AndTree, SignCircuit};
+use crate::circuit::{Adjust, Circuit, Plane, SignCircuit, SummandRequest};
 use crate::error::Error;
 use crate::session::{Event, Session};
 use crate::share::{Arith, Bits, XorWords};
@@ -169,52 +169,39 @@ impl<T: Transport> Session<T> {
             let less = self.reveal_bits(&less)?;
             let mut next_segments = Vec::new();
             let mut offset = 0;
+            let mut destination: Vec<u32> = Vec::new();
             for &(start, len) in &segments {
                 let outcomes = &less[offset..offset + len - 1];
                 offset += len - 1;
                 let below = outcomes.iter().filter(|&&b| b).count();
                 // Stable partition of the segment: rows below the pivot, the
-                // pivot, rows above, applied to `order` and every limb.
-                let mut partition = |values: &mut [u64]| {
-                    scratch.clear();
-                    scratch.extend(
-                        values[1..]
-                            .iter()
-                            .zip(outcomes)
-                            .filter(|(_, b)| **b)
-                            .map(|(v, _)| *v),
-                    );
-                    scratch.push(values[0]);
-                    scratch.extend(
-                        values[1..]
-                            .iter()
-                            .zip(outcomes)
-                            .filter(|(_, b)| !**b)
-                            .map(|(v, _)| *v),
-                    );
-                    values.copy_from_slice(&scratch);
-                };
+                // pivot, rows above; computed once, applied to `order` and
+                // every limb component.
+                destination.clear();
+                destination.push(below as u32);
+                let (mut low, mut high) = (0u32, below as u32 + 1);
+                for &b in outcomes {
+                    let slot = if b { &mut low } else { &mut high };
+                    destination.push(*slot);
+                    *slot += 1;
+                }
                 for limb in limbs.iter_mut() {
-                    partition(&mut limb.own[start..start + len]);
-                    partition(&mut limb.next[start..start + len]);
+                    for values in [&mut limb.own, &mut limb.next] {
+                        let segment = &mut values[start..start + len];
+                        scratch.clear();
+                        scratch.resize(len, 0);
+                        for (v, &d) in segment.iter().zip(&destination) {
+                            scratch[d as usize] = *v;
+                        }
+                        segment.copy_from_slice(&scratch);
+                    }
                 }
                 let rows = &mut order[start..start + len];
                 scratch_order.clear();
-                scratch_order.extend(
-                    rows[1..]
-                        .iter()
-                        .zip(outcomes)
-                        .filter(|(_, b)| **b)
-                        .map(|(v, _)| *v),
-                );
-                scratch_order.push(rows[0]);
-                scratch_order.extend(
-                    rows[1..]
-                        .iter()
-                        .zip(outcomes)
-                        .filter(|(_, b)| !**b)
-                        .map(|(v, _)| *v),
-                );
+                scratch_order.resize(len, 0);
+                for (v, &d) in rows.iter().zip(&destination) {
+                    scratch_order[d as usize] = *v;
+                }
                 rows.copy_from_slice(&scratch_order);
                 let above = len - 1 - below;
                 if below >= 2 {
@@ -233,9 +220,13 @@ impl<T: Transport> Session<T> {
     }
 
     /// Lexicographic `a < b` over limbs (most significant first), given the
-    /// limb differences `a - b`, each below `2^width` in absolute value.
-    /// Sign and equality circuits of all limbs share rounds; then one AND
-    /// per extra limb.
+    /// limb differences `d_l = a_l - b_l`, each below `2^width_l` in absolute
+    /// value. With `s_L = 0`, `s_l = sign(d_l - s_{l+1})` is the sign of the
+    /// whole difference from limb `l` down (the lower limbs can only borrow
+    /// one); each `s_l` is bit `width_l` of `u + (v - 1) + !s_{l+1}`, a
+    /// carry-in to the limb's generate/propagate tree. All trees run side by
+    /// side with one input message; chaining costs one AND round per extra
+    /// limb.
     pub(crate) fn lex_negative(
         &mut self,
         differences: &[Arith],
@@ -243,48 +234,64 @@ impl<T: Transport> Session<T> {
     ) -> Result<Bits, Error> {
         let n = differences.first().map(Arith::len).unwrap_or(0);
         let last = widths.len() - 1;
-        let mut signs = Vec::new();
-        let mut equals = Vec::new();
-        for (l, &width) in widths.iter().enumerate() {
-            let d = &differences[l];
-            let negate: &[bool] = if l < last { &[false, true] } else { &[false] };
-            let (u, mut vs) = self.summand_planes(&d.own, &d.next, width as usize + 1, negate)?;
-            if l < last {
-                let neg_v = vs.pop().unwrap_or_default();
-                equals.push(AndTree::new(self.equal_planes(&u, &neg_v, n)));
-            }
-            signs.push(SignCircuit::new(
-                u,
-                vs.pop().unwrap_or_default(),
-                width as usize,
-            ));
-        }
+        let adjust_last = [Adjust::Plain];
+        let adjust_chained = [Adjust::MinusOne];
+        let requests: Vec<SummandRequest<'_>> = differences
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(l, (d, &width))| SummandRequest {
+                own: &d.own,
+                next: &d.next,
+                planes: width as usize + 1,
+                adjust: if l == last {
+                    &adjust_last
+                } else {
+                    &adjust_chained
+                },
+            })
+            .collect();
+        let summands = self.summands(&requests)?;
+        let mut circuits: Vec<SignCircuit> = summands
+            .into_iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(l, ((u, mut vs), &width))| {
+                let v = vs.pop().unwrap_or_default();
+                if l == last {
+                    SignCircuit::new(u, v, width as usize)
+                } else {
+                    SignCircuit::with_carry_in(u, v, width as usize)
+                }
+            })
+            .collect();
         {
-            let mut circuits: Vec<&mut dyn crate::circuit::Circuit> = Vec::new();
-            for s in signs.iter_mut() {
-                circuits.push(s);
-            }
-            for e in equals.iter_mut() {
-                circuits.push(e);
-            }
-            self.run_circuits(&mut circuits)?;
+            let mut refs: Vec<&mut dyn Circuit> =
+                circuits.iter_mut().map(|c| c as &mut dyn Circuit).collect();
+            self.run_circuits(&mut refs)?;
         }
-        let to_bits = |p: crate::circuit::Plane| {
-            let mut b = Bits {
-                len: n,
-                own: p.own,
-                next: p.next,
-            };
-            b.clear_tail();
-            b
+        let id = self.id();
+        let all = crate::bits::ones(n);
+        let mut sign = circuits[last].output();
+        for circuit in circuits[..last].iter().rev() {
+            let (top, generate, propagate) = circuit.generate_propagate();
+            let mut carry_in = sign;
+            carry_in.xor_public(id, &all);
+            let (own, next) = self.and_words(&[(
+                &propagate.own,
+                &propagate.next,
+                &carry_in.own,
+                &carry_in.next,
+            )])?;
+            sign = top.xor(&generate).xor(&Plane { own, next });
+        }
+        let mut bits = Bits {
+            len: n,
+            own: sign.own,
+            next: sign.next,
         };
-        let mut result = to_bits(signs[last].output());
-        for l in (0..last).rev() {
-            let eq = to_bits(equals[l].output());
-            let carried = self.and(&eq, &result)?;
-            result = to_bits(signs[l].output()).xor(&carried)?;
-        }
-        Ok(result)
+        bits.clear_tail();
+        Ok(bits)
     }
 
     fn radix_sort(&mut self, key: &SortKey, payload: &[&Arith]) -> Result<Vec<Arith>, Error> {
