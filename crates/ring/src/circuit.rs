@@ -125,7 +125,7 @@ impl<T: Transport> Session<T> {
     pub(crate) fn summands(
         &mut self,
         requests: &[SummandRequest<'_>],
-    ) -> Result<Vec<(Vec<Plane>, Vec<Vec<Plane>>)>, Error> {
+    ) -> Result<Vec<SummandPlanes>, Error> {
         let id = self.id();
         let sizes: Vec<usize> = requests
             .iter()
@@ -207,6 +207,9 @@ impl<T: Transport> Session<T> {
         Ok(results)
     }
 }
+
+/// Planes of `u` and of each adjusted `v` of one column.
+pub(crate) type SummandPlanes = (Vec<Plane>, Vec<Vec<Plane>>);
 
 /// How parties 1 and 2 transform their summand `v` before splitting it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
