@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use crate::circuit::Plane;
 use crate::error::Error;
 use crate::party::PartyId;
 use crate::session::Session;
@@ -100,25 +101,58 @@ impl<T: Transport> Session<T> {
     /// ANDs of many word slices `(x_own, x_next, y_own, y_next)` in one
     /// round; the results come back concatenated in order.
     pub(crate) fn and_words(&mut self, gates: &[Gate<'_>]) -> Result<(Vec<u64>, Vec<u64>), Error> {
+        let planes = self.and_planes(gates)?;
+        if planes.len() == 1 {
+            let plane = planes.into_iter().next().unwrap_or_default();
+            return Ok((plane.own, plane.next));
+        }
+        Ok((
+            planes.iter().flat_map(|p| p.own.iter().copied()).collect(),
+            planes.iter().flat_map(|p| p.next.iter().copied()).collect(),
+        ))
+    }
+
+    /// ANDs of many gates in one round, one output plane per gate. Each
+    /// party's output component is its cross terms XOR a zero share, sent
+    /// to its previous party (Araki et al. 2016, section 2.2, for GF(2)).
+    pub(crate) fn and_planes(&mut self, gates: &[Gate<'_>]) -> Result<Vec<Plane>, Error> {
         let total: usize = gates.iter().map(|g| g.0.len()).sum();
-        let mut z = self.zero_share(total, true);
-        self.install(|| {
-            let mut rest = z.as_mut_slice();
+        let stream = self.next_step();
+        let mut frame = vec![0u64; total];
+        let mut own_stream = vec![0u64; total];
+        self.random_next(stream, &mut frame);
+        self.random_own(stream, &mut own_stream);
+        let outputs: Vec<Vec<u64>> = self.install(|| {
+            let mut outputs = Vec::with_capacity(gates.len());
+            let mut offset = 0;
             for (x0, x1, y0, y1) in gates {
-                let (head, tail) = rest.split_at_mut(x0.len());
-                rest = tail;
-                head.par_iter_mut()
+                let range = offset..offset + x0.len();
+                offset += x0.len();
+                let z = &mut frame[range.clone()];
+                z.par_iter_mut()
+                    .zip(&own_stream[range])
                     .zip(x0.par_iter().zip(*x1))
                     .zip(y0.par_iter().zip(*y1))
                     .with_min_len(1024)
-                    .for_each(|((z, (a0, a1)), (b0, b1))| {
-                        *z ^= (a0 & b0) ^ (a0 & b1) ^ (a1 & b0);
+                    .for_each(|(((z, m), (a0, a1)), (b0, b1))| {
+                        *z ^= m ^ (a0 & b0) ^ (a0 & b1) ^ (a1 & b0);
                     });
+                outputs.push(z.to_vec());
             }
+            outputs
         });
         let id = self.id();
-        let received = self.exchange(id.prev(), &z, id.next(), total)?;
-        Ok((z, received))
+        let step = self.next_step();
+        self.send_owned(id.prev(), step, frame)?;
+        let received = self.recv(id.next(), step, total)?;
+        let mut planes = Vec::with_capacity(outputs.len());
+        let mut offset = 0;
+        for own in outputs {
+            let next = received[offset..offset + own.len()].to_vec();
+            offset += own.len();
+            planes.push(Plane { own, next });
+        }
+        Ok(planes)
     }
 
     /// Opens bits to all three parties.

@@ -34,6 +34,17 @@ impl Plane {
         }
     }
 
+    pub(crate) fn xor_assign(&mut self, other: &Plane) {
+        self.own
+            .iter_mut()
+            .zip(&other.own)
+            .for_each(|(a, b)| *a ^= b);
+        self.next
+            .iter_mut()
+            .zip(&other.next)
+            .for_each(|(a, b)| *a ^= b);
+    }
+
     /// XORs public words into the plane (component 0 carries them).
     pub(crate) fn xor_public(&mut self, id: PartyId, words: &[u64]) {
         let target = match id {
@@ -58,14 +69,12 @@ impl<T: Transport> Session<T> {
     pub(crate) fn run_circuits(&mut self, circuits: &mut [&mut dyn Circuit]) -> Result<(), Error> {
         loop {
             let mut counts = Vec::with_capacity(circuits.len());
-            let mut sizes = Vec::new();
-            let (own, next) = {
+            let outputs = {
                 let mut gates = Vec::new();
                 for circuit in circuits.iter() {
                     let level = circuit.gates();
                     counts.push(level.len());
                     for (x, y) in level {
-                        sizes.push(x.own.len());
                         gates.push((
                             x.own.as_slice(),
                             x.next.as_slice(),
@@ -77,22 +86,12 @@ impl<T: Transport> Session<T> {
                 if gates.is_empty() {
                     return Ok(());
                 }
-                self.and_words(&gates)?
+                self.and_planes(&gates)?
             };
-            let mut offset = 0;
-            let mut size_iter = sizes.into_iter();
+            let mut outputs = outputs.into_iter();
             for (circuit, count) in circuits.iter_mut().zip(counts) {
-                let mut outputs = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let size = size_iter.next().unwrap_or(0);
-                    outputs.push(Plane {
-                        own: own[offset..offset + size].to_vec(),
-                        next: next[offset..offset + size].to_vec(),
-                    });
-                    offset += size;
-                }
                 if count > 0 {
-                    circuit.absorb(outputs);
+                    circuit.absorb(outputs.by_ref().take(count).collect());
                 }
             }
         }
@@ -336,7 +335,8 @@ impl Circuit for SignCircuit {
             match old.next() {
                 Some(hi) => {
                     let t = outputs.next().unwrap_or_default();
-                    let g = hi.0.xor(&t);
+                    let mut g = hi.0;
+                    g.xor_assign(&t);
                     let p = lo.1.is_some().then(|| outputs.next().unwrap_or_default());
                     nodes.push((g, p));
                 }

@@ -188,20 +188,32 @@ impl<T: Transport> Session<T> {
     /// by a trailer (so the receiver can drop it without moving the
     /// payload).
     pub(crate) fn send(&mut self, to: PartyId, step: u64, words: &[u64]) -> Result<(), Error> {
-        let round = self.depth + 1;
         let mut message = Vec::with_capacity(words.len() + TRAILER_WORDS);
         message.extend_from_slice(words);
+        self.send_owned(to, step, message)
+    }
+
+    /// As [`Session::send`], taking the payload by value so it becomes the
+    /// frame without a copy.
+    pub(crate) fn send_owned(
+        &mut self,
+        to: PartyId,
+        step: u64,
+        mut message: Vec<u64>,
+    ) -> Result<(), Error> {
+        let round = self.depth + 1;
+        let words = message.len();
         message.push(u64::from(PROTOCOL_VERSION) | (u64::from(round) << 32));
         message.push(step);
-        message.push(words.len() as u64);
+        message.push(words as u64);
         self.transport.send(to, message)?;
-        self.stats.bytes_sent += words.len() as u64 * 8;
+        self.stats.bytes_sent += words as u64 * 8;
         self.stats.messages_sent += 1;
         self.stats.rounds = self.stats.rounds.max(round);
         self.record(Event::Sent {
             to,
             step,
-            words: words.len(),
+            words,
             round,
         });
         Ok(())
