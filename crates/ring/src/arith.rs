@@ -13,6 +13,9 @@ use crate::transport::Transport;
 
 const MIN_LEN: usize = 4096;
 
+/// Component slices `((x_own, x_next), (y_own, y_next))` of one product.
+pub(crate) type ProductOperands<'a> = ((&'a [u64], &'a [u64]), (&'a [u64], &'a [u64]));
+
 impl<T: Transport> Session<T> {
     /// Shares of a public column.
     pub fn public(&self, values: &[u64]) -> Arith {
@@ -129,16 +132,29 @@ impl<T: Transport> Session<T> {
                 });
             }
         }
-        let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+        let slices: Vec<ProductOperands<'_>> = pairs
+            .iter()
+            .map(|(x, y)| ((&x.own[..], &x.next[..]), (&y.own[..], &y.next[..])))
+            .collect();
+        self.mul_slices(&slices)
+    }
+
+    /// Products of component slices, one round for all; the scans use it to
+    /// multiply shifted views of a column without copying them.
+    pub(crate) fn mul_slices(
+        &mut self,
+        pairs: &[ProductOperands<'_>],
+    ) -> Result<Vec<Arith>, Error> {
+        let total: usize = pairs.iter().map(|(x, _)| x.0.len()).sum();
         let mut z = self.zero_share(total, false);
         self.install(|| {
             let mut rest = z.as_mut_slice();
-            for (x, y) in pairs {
-                let (head, tail) = rest.split_at_mut(x.len());
+            for ((x_own, x_next), (y_own, y_next)) in pairs {
+                let (head, tail) = rest.split_at_mut(x_own.len());
                 rest = tail;
                 head.par_iter_mut()
-                    .zip(x.own.par_iter().zip(&x.next))
-                    .zip(y.own.par_iter().zip(&y.next))
+                    .zip(x_own.par_iter().zip(*x_next))
+                    .zip(y_own.par_iter().zip(*y_next))
                     .with_min_len(MIN_LEN)
                     .for_each(|((z, (x0, x1)), (y0, y1))| {
                         *z = z
@@ -153,7 +169,7 @@ impl<T: Transport> Session<T> {
         Ok(split_columns(
             z,
             received,
-            pairs.iter().map(|(x, _)| x.len()),
+            pairs.iter().map(|(x, _)| x.0.len()),
         ))
     }
 

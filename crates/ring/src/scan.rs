@@ -2,6 +2,7 @@
 //! `ceil(log2 n)` rounds, all columns and the flags in one message per
 //! round).
 
+use crate::arith::ProductOperands;
 use crate::error::Error;
 use crate::session::Session;
 use crate::share::Arith;
@@ -50,27 +51,43 @@ impl<T: Transport> Session<T> {
             // Row i (>= distance) combines with row i - distance:
             // value_i = value_{i-d} + f_i (value_i - value_{i-d}),
             // f_i = f_i + f_{i-d} - f_i f_{i-d}.
-            let f_hi = flags.slice(distance..n);
-            let f_lo = flags.slice(0..m);
-            let diffs: Vec<(Arith, Arith)> = columns
+            let diffs: Vec<(Vec<u64>, Vec<u64>)> = columns
                 .iter()
                 .map(|c| {
-                    let lo = c.slice(0..m);
-                    let hi = c.slice(distance..n);
-                    let diff = hi.sub(&lo)?;
-                    Ok((lo, diff))
+                    let diff = |v: &[u64]| -> Vec<u64> {
+                        v[distance..]
+                            .iter()
+                            .zip(&v[..m])
+                            .map(|(hi, lo)| hi.wrapping_sub(*lo))
+                            .collect()
+                    };
+                    (diff(&c.own), diff(&c.next))
                 })
-                .collect::<Result<_, Error>>()?;
-            let mut pairs: Vec<(&Arith, &Arith)> = vec![(&f_hi, &f_lo)];
-            pairs.extend(diffs.iter().map(|(_, diff)| (&f_hi, diff)));
-            let products = self.mul_many(&pairs)?;
-            let or = f_hi.add(&f_lo)?.sub(&products[0])?;
-            flags.own[distance..].copy_from_slice(&or.own);
-            flags.next[distance..].copy_from_slice(&or.next);
-            for ((column, (lo, _)), product) in columns.iter_mut().zip(&diffs).zip(&products[1..]) {
-                let updated = lo.add(product)?;
-                column.own[distance..].copy_from_slice(&updated.own);
-                column.next[distance..].copy_from_slice(&updated.next);
+                .collect();
+            let f_hi = (&flags.own[distance..], &flags.next[distance..]);
+            let f_lo = (&flags.own[..m], &flags.next[..m]);
+            let mut pairs: Vec<ProductOperands<'_>> = vec![(f_hi, f_lo)];
+            pairs.extend(diffs.iter().map(|(o, x)| (f_hi, (&o[..], &x[..]))));
+            let products = self.mul_slices(&pairs)?;
+            // Update from the top down: row i reads row i - distance, which
+            // must still hold the previous level's value.
+            let update_or = |v: &mut [u64], p: &[u64]| {
+                for i in (distance..n).rev() {
+                    v[i] = v[i]
+                        .wrapping_add(v[i - distance])
+                        .wrapping_sub(p[i - distance]);
+                }
+            };
+            update_or(&mut flags.own, &products[0].own);
+            update_or(&mut flags.next, &products[0].next);
+            let update_value = |v: &mut [u64], p: &[u64]| {
+                for i in (distance..n).rev() {
+                    v[i] = v[i - distance].wrapping_add(p[i - distance]);
+                }
+            };
+            for (column, product) in columns.iter_mut().zip(&products[1..]) {
+                update_value(&mut column.own, &product.own);
+                update_value(&mut column.next, &product.next);
             }
             distance *= 2;
         }
