@@ -125,86 +125,125 @@ impl<T: Transport> Session<T> {
         &mut self,
         requests: &[SummandRequest<'_>],
     ) -> Result<Vec<SummandPlanes>, Error> {
+        // Every party holds two components, so any party j can play the
+        // role of party 0 for a block of elements: u = x_j + x_{j+1} is known
+        // to j and v = x_{j+2} to its two neighbours. The column is cut into
+        // three word-aligned blocks, block j held by party j, so the input
+        // bytes and the transposes are spread evenly: each party sends one
+        // message, to its previous party, for its own block.
         let id = self.id();
-        let sizes: Vec<usize> = requests
+        let me = id.index();
+        let blocks: Vec<[std::ops::Range<usize>; 3]> = requests
             .iter()
-            .map(|r| r.planes * r.own.len().div_ceil(64))
+            .map(|r| holder_blocks(r.own.len()))
             .collect();
-        let total: usize = sizes.iter().sum();
-        let u_words = (id == PartyId::P0).then(|| {
-            let mut flat = Vec::with_capacity(total);
-            for r in requests {
-                let u: Vec<u64> = r
-                    .own
-                    .iter()
-                    .zip(r.next)
-                    .map(|(a, b)| a.wrapping_add(*b))
-                    .collect();
-                flat.extend(to_planes_flat(&u, r.planes));
-            }
-            flat
-        });
-        let (u_own, u_next) = self.input_xor_words(PartyId::P0, u_words.as_deref(), total)?;
-        let mut results = Vec::with_capacity(requests.len());
-        let mut offset = 0;
-        for (r, size) in requests.iter().zip(sizes) {
-            let words = r.own.len().div_ceil(64);
-            let u: Vec<Plane> = (0..r.planes)
-                .map(|k| {
-                    let range = offset + k * words..offset + (k + 1) * words;
-                    Plane {
-                        own: u_own[range.clone()].to_vec(),
-                        next: u_next[range].to_vec(),
-                    }
-                })
+        let block_words = |r: &SummandRequest<'_>, range: &std::ops::Range<usize>| {
+            r.planes * range.len().div_ceil(64)
+        };
+        let sizes: Vec<[usize; 3]> = requests
+            .iter()
+            .zip(&blocks)
+            .map(|(r, b)| [0, 1, 2].map(|j| block_words(r, &b[j])))
+            .collect();
+        let total = |j: usize| sizes.iter().map(|s| s[j]).sum::<usize>();
+        let (mine, from_prev, from_next) = (total(me), total((me + 2) % 3), total((me + 1) % 3));
+
+        let stream = self.next_step();
+        let step = self.next_step();
+        let mut masked = Vec::with_capacity(mine);
+        for (r, b) in requests.iter().zip(&blocks) {
+            let range = b[me].clone();
+            let u: Vec<u64> = r.own[range.clone()]
+                .iter()
+                .zip(&r.next[range])
+                .map(|(a, b)| a.wrapping_add(*b))
                 .collect();
-            offset += size;
-            let v_component: Option<&[u64]> = match id {
-                PartyId::P0 => None,
-                PartyId::P1 => Some(r.next),
-                PartyId::P2 => Some(r.own),
-            };
-            let mut vs = Vec::with_capacity(r.adjust.len());
-            for adjust in r.adjust {
-                let zeros = vec![0u64; words];
-                let planes: Vec<Plane> = match v_component {
-                    None => vec![
-                        Plane {
-                            own: zeros.clone(),
-                            next: zeros,
-                        };
-                        r.planes
-                    ],
-                    Some(v) => {
-                        let v: Vec<u64> = match adjust {
-                            Adjust::Plain => v.to_vec(),
-                            Adjust::Negate => v.iter().map(|x| x.wrapping_neg()).collect(),
-                            Adjust::MinusOne => v.iter().map(|x| x.wrapping_sub(1)).collect(),
-                        };
-                        to_planes(&v, r.planes)
-                            .into_iter()
-                            .map(|p| {
-                                if id == PartyId::P1 {
-                                    Plane {
-                                        own: zeros.clone(),
-                                        next: p,
-                                    }
-                                } else {
-                                    Plane {
-                                        own: p,
-                                        next: zeros.clone(),
-                                    }
-                                }
-                            })
-                            .collect()
-                    }
+            masked.extend(to_planes_flat(&u, r.planes));
+        }
+        let mut mask = vec![0u64; mine];
+        self.random_next(stream, &mut mask);
+        masked.iter_mut().zip(&mask).for_each(|(m, r)| *m ^= r);
+        let mut prev_mask = vec![0u64; from_prev];
+        self.random_own(stream, &mut prev_mask);
+        self.send(id.prev(), step, &masked)?;
+        let received = self.recv(id.next(), step, from_next)?;
+
+        let mut offsets = [0usize; 3];
+        let mut results = Vec::with_capacity(requests.len());
+        for ((r, b), size) in requests.iter().zip(&blocks).zip(&sizes) {
+            let n = r.own.len();
+            let words = n.div_ceil(64);
+            let mut u = vec![
+                Plane {
+                    own: vec![0u64; words],
+                    next: vec![0u64; words],
                 };
-                vs.push(planes);
+                r.planes
+            ];
+            let mut vs = vec![u.clone(); r.adjust.len()];
+            for j in 0..3 {
+                let block = &b[j];
+                let first_word = block.start / 64;
+                let bw = block.len().div_ceil(64);
+                if bw == 0 {
+                    continue;
+                }
+                let offset = offsets[j];
+                // Components of u for block j: (x_j, x_{j+1}, x_{j+2}) =
+                // (masked, mask, 0).
+                for (k, plane) in u.iter_mut().enumerate() {
+                    let at = offset + k * bw..offset + (k + 1) * bw;
+                    let target = first_word..first_word + bw;
+                    if j == me {
+                        plane.own[target.clone()].copy_from_slice(&masked[at.clone()]);
+                        plane.next[target].copy_from_slice(&mask[at]);
+                    } else if j == (me + 2) % 3 {
+                        plane.own[target].copy_from_slice(&prev_mask[at]);
+                    } else {
+                        plane.next[target].copy_from_slice(&received[at]);
+                    }
+                }
+                // v = x_{j+2}: this party's `next` if it is j + 1, its `own`
+                // if it is j + 2; the holder itself has zeros.
+                if j != me {
+                    let holder_is_prev = j == (me + 2) % 3;
+                    let source = if holder_is_prev { r.next } else { r.own };
+                    for (adjust, v_planes) in r.adjust.iter().zip(vs.iter_mut()) {
+                        let v: Vec<u64> = source[block.clone()]
+                            .iter()
+                            .map(|x| match adjust {
+                                Adjust::Plain => *x,
+                                Adjust::Negate => x.wrapping_neg(),
+                                Adjust::MinusOne => x.wrapping_sub(1),
+                            })
+                            .collect();
+                        let flat = to_planes_flat(&v, r.planes);
+                        for (k, plane) in v_planes.iter_mut().enumerate() {
+                            let target = first_word..first_word + bw;
+                            let part = &flat[k * bw..(k + 1) * bw];
+                            if holder_is_prev {
+                                plane.next[target].copy_from_slice(part);
+                            } else {
+                                plane.own[target].copy_from_slice(part);
+                            }
+                        }
+                    }
+                }
+                offsets[j] += size[j];
             }
+            let _ = n;
             results.push((u, vs));
         }
         Ok(results)
     }
+}
+
+/// Element ranges of the three holder blocks of an `n`-element column: word
+/// aligned, so bit-sliced planes of the blocks concatenate without shifts.
+fn holder_blocks(n: usize) -> [std::ops::Range<usize>; 3] {
+    let words = n.div_ceil(64);
+    let per_block = words.div_ceil(3) * 64;
+    [0, 1, 2].map(|j| (j * per_block).min(n)..((j + 1) * per_block).min(n))
 }
 
 /// Planes of `u` and of each adjusted `v` of one column.
