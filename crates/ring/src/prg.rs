@@ -42,8 +42,7 @@ impl PairKeys {
     /// it shares with its next party from the OS generator and sends it
     /// there. The transport must be confidential (mutual TLS between nodes).
     pub fn establish<T: Transport>(id: PartyId, transport: &mut T) -> Result<PairKeys, Error> {
-        let mut with_next = [0u8; 32];
-        getrandom::fill(&mut with_next).map_err(Error::Randomness)?;
+        let with_next = os_seed()?;
         let words: Vec<u64> = with_next
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -142,6 +141,8 @@ pub(crate) fn permutation(key: &[u8; 32], stream: u64, n: usize) -> Vec<u32> {
 /// A 32-byte seed from the OS generator.
 pub(crate) fn os_seed() -> Result<[u8; 32], Error> {
     let mut seed = [0u8; 32];
+    // The one place the core reads the OS generator.
+    #[allow(clippy::disallowed_methods)]
     getrandom::fill(&mut seed).map_err(Error::Randomness)?;
     Ok(seed)
 }
