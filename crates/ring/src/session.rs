@@ -333,3 +333,69 @@ impl<T: Transport> Session<T> {
         prg::permutation(&key, stream, n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::memory_mesh;
+
+    fn session(
+        transport: crate::transport::MemoryTransport,
+        id: PartyId,
+    ) -> Session<crate::transport::MemoryTransport> {
+        let keys = PairKeys::from_bytes([1; 32], [2; 32]);
+        Session::new(id, transport, &keys, &SessionConfig::default()).unwrap()
+    }
+
+    fn frame(payload: &[u64], version: u8, round: u32, step: u64, count: u64) -> Vec<u64> {
+        let mut f = payload.to_vec();
+        f.push(u64::from(version) | (u64::from(round) << 32));
+        f.push(step);
+        f.push(count);
+        f
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        let cases: Vec<(Vec<u64>, fn(&ProtocolProblem) -> bool)> = vec![
+            (vec![], |p| matches!(p, ProtocolProblem::Truncated { .. })),
+            (vec![1, 2], |p| {
+                matches!(p, ProtocolProblem::Truncated { .. })
+            }),
+            (frame(&[7], 9, 1, 1, 1), |p| {
+                matches!(p, ProtocolProblem::Version { got: 9, .. })
+            }),
+            (frame(&[7], PROTOCOL_VERSION, 1, 5, 1), |p| {
+                matches!(p, ProtocolProblem::WrongStep { got: 5 })
+            }),
+            (frame(&[7, 8], PROTOCOL_VERSION, 1, 1, 2), |p| {
+                matches!(p, ProtocolProblem::WrongLength { expected: 1, .. })
+            }),
+            (frame(&[7], PROTOCOL_VERSION, 1, 1, u64::MAX), |p| {
+                matches!(p, ProtocolProblem::WrongLength { .. })
+            }),
+        ];
+        for (bytes, check) in cases {
+            let [t0, mut t1, _t2] = memory_mesh();
+            t1.send(PartyId::P0, bytes).unwrap();
+            let mut s0 = session(t0, PartyId::P0);
+            match s0.recv(PartyId::P1, 1, 1) {
+                Err(Error::Protocol { peer, problem, .. }) => {
+                    assert_eq!(peer, PartyId::P1);
+                    assert!(check(&problem), "unexpected problem {problem:?}");
+                }
+                other => panic!("expected a protocol error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn well_formed_frame_is_accepted_and_counted() {
+        let [t0, mut t1, _t2] = memory_mesh();
+        t1.send(PartyId::P0, frame(&[7, 8], PROTOCOL_VERSION, 3, 1, 2))
+            .unwrap();
+        let mut s0 = session(t0, PartyId::P0);
+        assert_eq!(s0.recv(PartyId::P1, 1, 2).unwrap(), vec![7, 8]);
+        assert_eq!(s0.stats().rounds, 3);
+    }
+}
