@@ -357,7 +357,8 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_errors_not_panics() {
-        let cases: Vec<(Vec<u64>, fn(&ProtocolProblem) -> bool)> = vec![
+        type Case = (Vec<u64>, fn(&ProtocolProblem) -> bool);
+        let cases: Vec<Case> = vec![
             (vec![], |p| matches!(p, ProtocolProblem::Truncated { .. })),
             (vec![1, 2], |p| {
                 matches!(p, ProtocolProblem::Truncated { .. })
