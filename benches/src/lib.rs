@@ -1,8 +1,11 @@
 //! Measurement harness shared by the `triad-bench` binary and the criterion
-//! benches: runs one protocol operation as three parties in one process,
-//! times it from a common start, counts bytes and rounds, and checks the
-//! opened result against plaintext so a broken protocol cannot post a
-//! figure.
+//! benches: runs one protocol operation as three parties, times it from a
+//! common start, counts bytes and rounds, and checks the opened result
+//! against plaintext so a broken protocol cannot post a figure.
+//!
+//! One party's body ([`party_session`], [`run_op`]) is generic over the
+//! transport: [`measure`] runs the three parties as threads over the
+//! in-memory mesh, [`quic`] as three processes over QUIC on loopback.
 
 use std::sync::Barrier;
 use std::thread;
@@ -11,12 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use triad_ring::outside::deal_with_seeds;
 use triad_ring::{
-    Arith, Bits, MemoryTransport, PairKeys, PartyId, Session, SessionConfig, SortAlgorithm,
-    SortKey, XorWords, memory_mesh,
+    Arith, Bits, PairKeys, PartyId, Session, SessionConfig, SortAlgorithm, SortKey, Stats,
+    Transport, XorWords, memory_mesh,
 };
+
+pub mod quic;
 
 /// Operations `triad-bench micro` knows, in the order `--op all` runs them.
 pub const OPS: &[&str] = &[
@@ -137,10 +142,9 @@ enum Opened {
     Bools(Vec<bool>),
 }
 
-type Runner =
-    fn(&mut Session<MemoryTransport>, &Inputs, &Prepared) -> Result<Out, triad_ring::Error>;
+type Runner<T> = fn(&mut Session<T>, &Inputs, &Prepared) -> Result<Out, triad_ring::Error>;
 
-fn runner(op: &str) -> anyhow::Result<Runner> {
+fn runner<T: Transport>(op: &str) -> anyhow::Result<Runner<T>> {
     Ok(match op {
         "input" => |s, i, _| {
             let mine = (s.id() == PartyId::P0).then_some(i.a.as_slice());
@@ -180,9 +184,14 @@ fn runner(op: &str) -> anyhow::Result<Runner> {
     })
 }
 
+/// Fails with the list of known operations if `op` is not one.
+pub fn check_op(op: &str) -> anyhow::Result<()> {
+    runner::<triad_ring::MemoryTransport>(op).map(|_| ())
+}
+
 /// Sorts payload `b` by key `a` of `width` bits.
-fn sort(
-    s: &mut Session<MemoryTransport>,
+fn sort<T: Transport>(
+    s: &mut Session<T>,
     p: &Prepared,
     width: u32,
     algorithm: SortAlgorithm,
@@ -192,7 +201,7 @@ fn sort(
     Ok(Out::Arith(out.pop().unwrap_or_default()))
 }
 
-fn open(s: &mut Session<MemoryTransport>, out: Out) -> Result<Opened, triad_ring::Error> {
+fn open<T: Transport>(s: &mut Session<T>, out: Out) -> Result<Opened, triad_ring::Error> {
     Ok(match out {
         Out::Arith(x) => Opened::Words(s.reveal(&x)?),
         Out::Bits(x) => Opened::Bools(s.reveal_bits(&x)?),
@@ -271,9 +280,136 @@ fn check(op: &str, i: &Inputs, opened: Opened) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one party measured for one operation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct PartyRun {
+    /// Wall time of all timed runs together.
+    pub elapsed_seconds: f64,
+    /// Payload bytes sent over all timed runs.
+    pub bytes_sent: u64,
+    /// Messages sent over all timed runs.
+    pub messages_sent: u64,
+    /// Rounds of the deepest run.
+    pub rounds: u32,
+}
+
+/// Starts party `id`'s session: fresh pairwise keys from the OS generator,
+/// agreed over `transport`.
+pub fn party_session<T: Transport>(
+    id: PartyId,
+    mut transport: T,
+    threads: usize,
+) -> anyhow::Result<Session<T>> {
+    let keys = PairKeys::establish(id, &mut transport)?;
+    let config = SessionConfig {
+        threads,
+        ..SessionConfig::default()
+    };
+    Ok(Session::new(id, transport, &keys, &config)?)
+}
+
+/// Waits until all three parties reach this point, over the session's own
+/// transport: after two reveals every party has seen both others start the
+/// first (each reveal waits on the previous party, who waited on its own
+/// previous one).
+pub fn network_barrier<T: Transport>(session: &mut Session<T>) -> anyhow::Result<()> {
+    let token = session.public(&[0]);
+    session.reveal(&token)?;
+    session.reveal(&token)?;
+    Ok(())
+}
+
+/// One party's part of measuring `op` on `n` elements: shares the inputs,
+/// runs `warmup` untimed runs, calls `start` (which must return when all
+/// three parties are there), then times `repeats` runs, and finally opens
+/// the last result and checks it against plaintext.
+pub fn run_op<T: Transport>(
+    session: &mut Session<T>,
+    op: &str,
+    n: usize,
+    warmup: usize,
+    repeats: usize,
+    start: &mut dyn FnMut(&mut Session<T>) -> anyhow::Result<()>,
+) -> anyhow::Result<PartyRun> {
+    let run = runner::<T>(op)?;
+    let repeats = repeats.max(1);
+    let inputs = inputs(op, n);
+    let id = session.id();
+    let bits = (id == PartyId::P0).then_some(inputs.bits.as_slice());
+    let bits = session.input_bits(PartyId::P0, bits, n)?;
+    let words = (id == PartyId::P0).then_some(inputs.a.as_slice());
+    let words = session.input_xor(PartyId::P0, words, n)?;
+    let prepared = Prepared {
+        a: shares(id, &inputs.a, 2),
+        b: shares(id, &inputs.b, 4),
+        bits,
+        words,
+    };
+    // One untimed run first: a long-running node has its buffers paged in;
+    // a cold process pays page faults on every first touch, which is not
+    // the protocol's cost.
+    for _ in 0..warmup {
+        run(session, &inputs, &prepared)?;
+    }
+    start(session)?;
+    let mut elapsed = Duration::ZERO;
+    let mut stats = Stats::default();
+    let mut last = None;
+    for _ in 0..repeats {
+        session.reset_stats();
+        let started = Instant::now();
+        last = Some(run(session, &inputs, &prepared)?);
+        elapsed += started.elapsed();
+        let run_stats = session.stats();
+        stats.bytes_sent += run_stats.bytes_sent;
+        stats.messages_sent += run_stats.messages_sent;
+        stats.rounds = stats.rounds.max(run_stats.rounds);
+    }
+    let last = last.unwrap_or_else(|| unreachable!("repeats >= 1"));
+    let opened = open(session, last)?;
+    check(op, &inputs, opened)?;
+    Ok(PartyRun {
+        elapsed_seconds: elapsed.as_secs_f64(),
+        bytes_sent: stats.bytes_sent,
+        messages_sent: stats.messages_sent,
+        rounds: stats.rounds,
+    })
+}
+
+/// The figures of one operation from the three parties' runs: per-run time
+/// of the slowest party, bytes of the busiest one.
+pub fn combine(
+    op: &str,
+    n: usize,
+    threads: usize,
+    repeats: usize,
+    transport: &'static str,
+    runs: &[PartyRun; 3],
+) -> Measurement {
+    let repeats = repeats.max(1);
+    let mut seconds: f64 = 0.0;
+    let mut bytes = 0;
+    let mut rounds = 0;
+    for run in runs {
+        seconds = seconds.max(run.elapsed_seconds / repeats as f64);
+        bytes = bytes.max(run.bytes_sent / repeats as u64);
+        rounds = rounds.max(run.rounds);
+    }
+    Measurement {
+        op: op.to_string(),
+        n,
+        seconds,
+        bytes_per_party: bytes,
+        rounds,
+        transport,
+        threads,
+    }
+}
+
 /// Runs `op` on `n` elements `warmup` times untimed, then `repeats` times
-/// timed, in one session per party, and reports per-run figures (time
-/// averaged; rounds of one run). The result is checked against plaintext.
+/// timed, in one session per party, three threads over the in-memory mesh,
+/// and reports per-run figures (time averaged; rounds of one run). The
+/// result is checked against plaintext.
 pub fn measure(
     op: &str,
     n: usize,
@@ -281,58 +417,21 @@ pub fn measure(
     warmup: usize,
     repeats: usize,
 ) -> anyhow::Result<Measurement> {
-    let run = runner(op)?;
-    let repeats = repeats.max(1);
-    let inputs = inputs(op, n);
+    check_op(op)?;
     let barrier = Barrier::new(3);
-    let results: Vec<anyhow::Result<(Duration, triad_ring::Stats)>> = thread::scope(|scope| {
+    let results: Vec<anyhow::Result<PartyRun>> = thread::scope(|scope| {
         let handles: Vec<_> = memory_mesh()
             .into_iter()
             .zip(PartyId::ALL)
-            .map(|(mut transport, id)| {
-                let inputs = &inputs;
+            .map(|(transport, id)| {
                 let barrier = &barrier;
-                scope.spawn(move || -> anyhow::Result<(Duration, triad_ring::Stats)> {
-                    let keys = PairKeys::establish(id, &mut transport)?;
-                    let config = SessionConfig {
-                        threads,
-                        ..SessionConfig::default()
+                scope.spawn(move || -> anyhow::Result<PartyRun> {
+                    let mut session = party_session(id, transport, threads)?;
+                    let mut start = |_: &mut Session<_>| {
+                        barrier.wait();
+                        Ok(())
                     };
-                    let mut session = Session::new(id, transport, &keys, &config)?;
-                    let bits = (id == PartyId::P0).then_some(inputs.bits.as_slice());
-                    let bits = session.input_bits(PartyId::P0, bits, n)?;
-                    let words = (id == PartyId::P0).then_some(inputs.a.as_slice());
-                    let words = session.input_xor(PartyId::P0, words, n)?;
-                    let prepared = Prepared {
-                        a: shares(id, &inputs.a, 2),
-                        b: shares(id, &inputs.b, 4),
-                        bits,
-                        words,
-                    };
-                    // One untimed run first: a long-running node has its
-                    // buffers paged in; a cold process pays page faults on
-                    // every first touch, which is not the protocol's cost.
-                    for _ in 0..warmup {
-                        run(&mut session, inputs, &prepared)?;
-                    }
-                    barrier.wait();
-                    let mut elapsed = Duration::ZERO;
-                    let mut stats = triad_ring::Stats::default();
-                    let mut last = None;
-                    for _ in 0..repeats {
-                        session.reset_stats();
-                        let start = Instant::now();
-                        last = Some(run(&mut session, inputs, &prepared)?);
-                        elapsed += start.elapsed();
-                        let run_stats = session.stats();
-                        stats.bytes_sent += run_stats.bytes_sent;
-                        stats.messages_sent += run_stats.messages_sent;
-                        stats.rounds = stats.rounds.max(run_stats.rounds);
-                    }
-                    let last = last.unwrap_or_else(|| unreachable!("repeats >= 1"));
-                    let opened = open(&mut session, last)?;
-                    check(op, inputs, opened)?;
-                    Ok((elapsed, stats))
+                    run_op(&mut session, op, n, warmup, repeats, &mut start)
                 })
             })
             .collect();
@@ -341,22 +440,12 @@ pub fn measure(
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut seconds: f64 = 0.0;
-    let mut bytes = 0;
-    let mut rounds = 0;
+    let mut runs = Vec::with_capacity(3);
     for (id, r) in PartyId::ALL.iter().zip(results) {
-        let (elapsed, stats) = r.with_context(|| format!("{op} at {id}"))?;
-        seconds = seconds.max(elapsed.as_secs_f64() / repeats as f64);
-        bytes = bytes.max(stats.bytes_sent / repeats as u64);
-        rounds = rounds.max(stats.rounds);
+        runs.push(r.with_context(|| format!("{op} at {id}"))?);
     }
-    Ok(Measurement {
-        op: op.to_string(),
-        n,
-        seconds,
-        bytes_per_party: bytes,
-        rounds,
-        transport: "memory",
-        threads,
-    })
+    let runs: [PartyRun; 3] = runs
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three parties"));
+    Ok(combine(op, n, threads, repeats, "memory", &runs))
 }

@@ -1,8 +1,15 @@
 //! `triad-bench`: prints one JSON object per line per measured operation.
 //! The fields (`op`, `n`, `seconds`, `bytes_per_party`, `rounds`,
 //! `transport`, `threads`) are a stable contract across versions.
+//!
+//! `micro --transport quic` runs the three parties as three processes of
+//! this binary (the hidden `party` subcommand) over QUIC on loopback.
 
-use anyhow::bail;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use triad_bench::quic::{Plan, measure_processes, party_main};
+use triad_bench::{OPS, check_op, measure};
 
 // glibc returns large blocks to the OS on free, so every fresh column
 // buffer page-faults again; jemalloc keeps freed pages for reuse.
@@ -16,8 +23,6 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &u8 = &b"oversize_threshold:0\0"[0];
-use clap::{Parser, Subcommand, ValueEnum};
-use triad_bench::{OPS, measure};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks for triad")]
@@ -49,6 +54,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Transport::Memory)]
         transport: Transport,
     },
+    /// One party of `micro --transport quic`, started by it.
+    #[command(hide = true)]
+    Party {
+        /// This party's index, 0, 1 or 2.
+        #[arg(long)]
+        party: usize,
+        /// Directory with the three parties' certificates and this party's key.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Operation names separated by commas.
+        #[arg(long)]
+        op: String,
+        /// Elements per operand.
+        #[arg(long)]
+        n: usize,
+        /// Threads for local work.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs per operation.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Untimed runs before timing.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,19 +100,62 @@ fn main() -> anyhow::Result<()> {
             warmup,
             transport,
         } => {
-            if let Transport::Quic = transport {
-                bail!("the QUIC transport is not built yet; use --transport memory");
+            let ops = op_list(&op)?;
+            match transport {
+                Transport::Memory => {
+                    for op in ops {
+                        let m = measure(&op, n, threads, warmup, repeat)?;
+                        println!("{}", serde_json::to_string(&m)?);
+                    }
+                }
+                Transport::Quic => {
+                    let plan = Plan {
+                        ops,
+                        n,
+                        threads,
+                        warmup,
+                        repeats: repeat,
+                    };
+                    let exe = std::env::current_exe()?;
+                    measure_processes(&exe, &plan, |m| {
+                        println!("{}", serde_json::to_string(&m)?);
+                        Ok(())
+                    })?;
+                }
             }
-            let ops: Vec<&str> = if op == "all" {
-                OPS.to_vec()
-            } else {
-                op.split(',').map(str::trim).collect()
+        }
+        Command::Party {
+            party,
+            dir,
+            op,
+            n,
+            threads,
+            repeat,
+            warmup,
+        } => {
+            let plan = Plan {
+                ops: op_list(&op)?,
+                n,
+                threads,
+                warmup,
+                repeats: repeat,
             };
-            for op in ops {
-                let m = measure(op, n, threads, warmup, repeat)?;
-                println!("{}", serde_json::to_string(&m)?);
-            }
+            party_main(party, &dir, &plan)?;
         }
     }
     Ok(())
+}
+
+/// The operations named by `--op`: a comma-separated list, or `all`. Names
+/// are checked before any party starts.
+fn op_list(op: &str) -> anyhow::Result<Vec<String>> {
+    let ops: Vec<String> = if op == "all" {
+        OPS.iter().map(|s| s.to_string()).collect()
+    } else {
+        op.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    for op in &ops {
+        check_op(op)?;
+    }
+    Ok(ops)
 }

@@ -1,0 +1,353 @@
+//! The ring's [`Transport`] over the formed mesh.
+//!
+//! Per peer, a writer task drains an unbounded queue onto our stream (so
+//! `send` never waits for the peer) and a reader task parses frames off the
+//! peer's stream into a channel that `recv` blocks on. Frames travel as raw
+//! little-endian words: on little-endian hosts the frame's own buffer is
+//! handed to quinn and the receiver reads straight into an aligned
+//! `Vec<u64>`, so no frame is re-encoded.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::{Connection, ConnectionError, Endpoint, ReadError, ReadExactError, VarInt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+use triad_ring::{PartyId, Transport, TransportError};
+
+use crate::config::MeshConfig;
+use crate::error::NetError;
+use crate::mesh::{Link, MeshListener, close_code};
+use crate::wire::{self, HEADER_BYTES};
+
+/// What a reader task hands to `recv`: a frame, or why the link failed.
+type Incoming = Result<Vec<u64>, io::Error>;
+
+/// One party's end of the QUIC mesh; see the crate docs.
+pub struct QuicTransport {
+    party: PartyId,
+    local_addr: SocketAddr,
+    links: [Option<PeerLink>; 3],
+    recv_timeout: Option<Duration>,
+    close_timeout: Duration,
+    endpoint: Option<Endpoint>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// The channels and tasks of the link to one peer.
+struct PeerLink {
+    outgoing: UnboundedSender<Vec<u64>>,
+    incoming: Receiver<Incoming>,
+    connection: Connection,
+    writer: JoinHandle<()>,
+    reader: JoinHandle<()>,
+}
+
+impl fmt::Debug for QuicTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let peers: Vec<(usize, SocketAddr)> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l.connection.remote_address())))
+            .collect();
+        f.debug_struct("QuicTransport")
+            .field("party", &self.party)
+            .field("local_addr", &self.local_addr)
+            .field("peers", &peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicTransport {
+    /// Binds `config.listen`, forms the mesh (see [`MeshConfig`] for who
+    /// dials whom) and returns the transport. Blocks until both peers are
+    /// connected or `connect_timeout` passes, so it refuses to run inside an
+    /// async runtime ([`NetError::AsyncContext`]).
+    pub fn connect_mesh(config: MeshConfig) -> Result<QuicTransport, NetError> {
+        MeshListener::bind(config)?.connect()
+    }
+
+    /// This node's party.
+    pub fn party(&self) -> PartyId {
+        self.party
+    }
+
+    /// The address this node is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes the transport: frames already sent are delivered (up to
+    /// `close_timeout`), the streams end, the connections close. Dropping
+    /// the transport does the same; this names the moment.
+    pub fn close(mut self) {
+        self.shutdown(true);
+    }
+
+    /// Closes every connection at once, dropping frames not yet delivered,
+    /// as a crashing node would. Peers see `TransportError::Closed`.
+    pub fn abort(mut self) {
+        self.shutdown(false);
+    }
+
+    pub(crate) fn start(
+        config: &MeshConfig,
+        runtime: tokio::runtime::Runtime,
+        endpoint: Endpoint,
+        links: Vec<Link>,
+    ) -> QuicTransport {
+        let mut peers: [Option<PeerLink>; 3] = Default::default();
+        for link in links {
+            let peer = link.peer;
+            let (outgoing, queue) = unbounded_channel();
+            let (deliver, incoming) = std::sync::mpsc::channel();
+            let writer = runtime.spawn(write_frames(peer, link.send, queue, config.close_timeout));
+            let reader = runtime.spawn(read_frames(
+                peer,
+                link.recv,
+                link.connection.clone(),
+                deliver,
+                config.frame_words_max,
+            ));
+            peers[peer.index()] = Some(PeerLink {
+                outgoing,
+                incoming,
+                connection: link.connection,
+                writer,
+                reader,
+            });
+        }
+        let local_addr = endpoint.local_addr().unwrap_or(config.listen);
+        QuicTransport {
+            party: config.party,
+            local_addr,
+            links: peers,
+            recv_timeout: config.recv_timeout,
+            close_timeout: config.close_timeout,
+            endpoint: Some(endpoint),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn link(&self, peer: PartyId) -> Result<&PeerLink, TransportError> {
+        self.links[peer.index()]
+            .as_ref()
+            .ok_or(TransportError::SelfMessage { party: self.party })
+    }
+
+    /// Ends every link; `graceful` first lets the writers deliver what was
+    /// queued and waits for the peers' acknowledgements.
+    fn shutdown(&mut self, graceful: bool) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let links: Vec<PeerLink> = self.links.iter_mut().filter_map(Option::take).collect();
+        let endpoint = self.endpoint.take();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside some async runtime we may not block: stop at once.
+            tracing::warn!("QuicTransport dropped inside an async runtime; closing abruptly");
+            drop((links, endpoint));
+            runtime.shutdown_background();
+            return;
+        }
+        let close_timeout = self.close_timeout;
+        runtime.block_on(async move {
+            let deadline = tokio::time::Instant::now() + close_timeout;
+            let mut tasks = Vec::new();
+            for link in links {
+                let PeerLink {
+                    outgoing,
+                    connection,
+                    writer,
+                    reader,
+                    ..
+                } = link;
+                // Closing the queue tells the writer to finish the stream.
+                drop(outgoing);
+                tasks.push((connection, writer, reader));
+            }
+            if graceful {
+                for (_, writer, _) in &mut tasks {
+                    let _ = tokio::time::timeout_at(deadline, writer).await;
+                }
+            }
+            for (connection, writer, reader) in tasks {
+                connection.close(VarInt::from_u32(close_code::DONE), b"closed");
+                writer.abort();
+                reader.abort();
+            }
+            if let Some(endpoint) = endpoint {
+                // Wait until the close frames are out.
+                let _ = tokio::time::timeout_at(deadline, endpoint.wait_idle()).await;
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        self.shutdown(true);
+    }
+}
+
+impl Transport for QuicTransport {
+    fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
+        self.link(to)?
+            .outgoing
+            .send(message)
+            .map_err(|_| TransportError::Closed { peer: to })
+    }
+
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
+        let timeout = self.recv_timeout;
+        let incoming = &self.link(from)?.incoming;
+        let item = match timeout {
+            None => incoming
+                .recv()
+                .map_err(|_| TransportError::Closed { peer: from })?,
+            Some(timeout) => incoming.recv_timeout(timeout).map_err(|e| match e {
+                RecvTimeoutError::Timeout => TransportError::Timeout {
+                    peer: from,
+                    timeout_ms: timeout.as_millis() as u64,
+                },
+                RecvTimeoutError::Disconnected => TransportError::Closed { peer: from },
+            })?,
+        };
+        item.map_err(|source| TransportError::Io { peer: from, source })
+    }
+}
+
+/// A frame's words as bytes for quinn, without copying on little-endian
+/// hosts.
+fn frame_bytes(frame: Vec<u64>) -> Bytes {
+    /// Owns the words while quinn holds the bytes.
+    struct Words(Vec<u64>);
+    impl AsRef<[u8]> for Words {
+        fn as_ref(&self) -> &[u8] {
+            bytemuck::cast_slice(&self.0)
+        }
+    }
+    if cfg!(target_endian = "little") {
+        Bytes::from_owner(Words(frame))
+    } else {
+        Bytes::from(
+            frame
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
+    }
+}
+
+/// Writes every queued frame to the peer; when the queue closes, ends the
+/// stream and waits until the peer has acknowledged all of it.
+async fn write_frames(
+    peer: PartyId,
+    mut stream: quinn::SendStream,
+    mut queue: UnboundedReceiver<Vec<u64>>,
+    close_timeout: Duration,
+) {
+    while let Some(frame) = queue.recv().await {
+        let header = Bytes::copy_from_slice(&wire::header(frame.len()));
+        let mut chunks = [header, frame_bytes(frame)];
+        if let Err(error) = stream.write_all_chunks(&mut chunks).await {
+            // `send` reports Closed from now on; `recv` says why, if the
+            // connection is gone.
+            tracing::debug!(peer = peer.index(), %error, "writing stopped");
+            return;
+        }
+    }
+    if stream.finish().is_ok() {
+        let _ = tokio::time::timeout(close_timeout, stream.stopped()).await;
+    }
+}
+
+/// Reads frames from the peer into `deliver` until the stream ends.
+async fn read_frames(
+    peer: PartyId,
+    mut stream: quinn::RecvStream,
+    connection: Connection,
+    deliver: Sender<Incoming>,
+    words_max: u64,
+) {
+    let fail = |error: NetError| {
+        let kind = match error {
+            NetError::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
+            NetError::FrameTooLarge { .. } => io::ErrorKind::InvalidData,
+            _ => io::ErrorKind::Other,
+        };
+        tracing::warn!(peer = peer.index(), %error, "link failed");
+        let _ = deliver.send(Err(io::Error::new(kind, error)));
+    };
+    loop {
+        let mut header = [0u8; HEADER_BYTES];
+        match stream.read_exact(&mut header).await {
+            Ok(()) => {}
+            // The peer ended its stream between frames: it closed.
+            Err(ReadExactError::FinishedEarly(0)) => return,
+            Err(ReadExactError::FinishedEarly(_)) => {
+                return fail(NetError::TruncatedFrame { peer });
+            }
+            Err(ReadExactError::ReadError(error)) => return read_failed(peer, error, fail),
+        }
+        let words = match wire::frame_words(header, words_max, peer) {
+            Ok(words) => words,
+            Err(error) => {
+                // The stream cannot be resynchronised: end the link.
+                connection.close(
+                    VarInt::from_u32(close_code::FRAME_TOO_LARGE),
+                    b"frame too large",
+                );
+                return fail(error);
+            }
+        };
+        let mut frame = vec![0u64; words];
+        match stream
+            .read_exact(bytemuck::cast_slice_mut(&mut frame))
+            .await
+        {
+            Ok(()) => {}
+            Err(ReadExactError::FinishedEarly(_)) => {
+                return fail(NetError::TruncatedFrame { peer });
+            }
+            Err(ReadExactError::ReadError(error)) => return read_failed(peer, error, fail),
+        }
+        if cfg!(target_endian = "big") {
+            for word in &mut frame {
+                *word = u64::from_le(*word);
+            }
+        }
+        if deliver.send(Ok(frame)).is_err() {
+            // The transport is gone; nobody reads any more.
+            return;
+        }
+    }
+}
+
+/// A peer that closed, reset or timed out is gone (`recv` reports Closed
+/// once the frames before are consumed); a protocol violation is an error.
+fn read_failed(peer: PartyId, error: ReadError, fail: impl FnOnce(NetError)) {
+    match error {
+        ReadError::ConnectionLost(
+            ref lost @ (ConnectionError::TransportError(_) | ConnectionError::VersionMismatch),
+        ) => fail(NetError::Connection {
+            peer,
+            source: lost.clone(),
+        }),
+        ReadError::ConnectionLost(ConnectionError::ApplicationClosed(ref close))
+            if close.error_code == VarInt::from_u32(close_code::FRAME_TOO_LARGE) =>
+        {
+            fail(NetError::Read {
+                peer,
+                source: ReadExactError::ReadError(error.clone()),
+            })
+        }
+        error => tracing::debug!(peer = peer.index(), %error, "peer gone"),
+    }
+}
