@@ -27,6 +27,11 @@ pub mod quic;
 pub const OPS: &[&str] = &[
     "input",
     "reveal",
+    "add",
+    "sub",
+    "add_public",
+    "mul_public",
+    "xor",
     "mul",
     "inner_product",
     "and",
@@ -151,6 +156,11 @@ fn runner<T: Transport>(op: &str) -> anyhow::Result<Runner<T>> {
             Ok(Out::Arith(s.input(PartyId::P0, mine, i.a.len())?))
         },
         "reveal" => |s, _, p| Ok(Out::Plain(s.reveal(&p.a)?)),
+        "add" => |_, _, p| Ok(Out::Arith(p.a.add(&p.b)?)),
+        "sub" => |_, _, p| Ok(Out::Arith(p.a.sub(&p.b)?)),
+        "add_public" => |s, _, p| Ok(Out::Arith(p.a.add_public(s.id(), 7))),
+        "mul_public" => |_, _, p| Ok(Out::Arith(p.a.mul_public(3))),
+        "xor" => |s, _, p| Ok(Out::Bits(p.bits.xor(&p.bits.not(s.id()))?)),
         "mul" => |s, _, p| Ok(Out::Arith(s.mul(&p.a, &p.b)?)),
         "inner_product" => |s, _, p| Ok(Out::Arith(s.inner_product(&p.a, &p.b)?)),
         "and" => |s, _, p| {
@@ -216,6 +226,11 @@ fn expected(op: &str, i: &Inputs) -> Opened {
     let words = |f: &dyn Fn(usize) -> u64| Opened::Words((0..a.len()).map(f).collect());
     let bools = |f: &dyn Fn(usize) -> bool| Opened::Bools((0..a.len()).map(f).collect());
     match op {
+        "add" => words(&|e| a[e].wrapping_add(b[e])),
+        "sub" => words(&|e| a[e].wrapping_sub(b[e])),
+        "add_public" => words(&|e| a[e].wrapping_add(7)),
+        "mul_public" => words(&|e| a[e].wrapping_mul(3)),
+        "xor" => bools(&|_| true),
         "mul" => words(&|e| a[e].wrapping_mul(b[e])),
         "inner_product" => Opened::Words(vec![
             a.iter()
@@ -281,10 +296,12 @@ fn check(op: &str, i: &Inputs, opened: Opened) -> anyhow::Result<()> {
 }
 
 /// What one party measured for one operation.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PartyRun {
     /// Wall time of all timed runs together.
     pub elapsed_seconds: f64,
+    /// Wall time of each timed run.
+    pub run_seconds: Vec<f64>,
     /// Payload bytes sent over all timed runs.
     pub bytes_sent: u64,
     /// Messages sent over all timed runs.
@@ -353,13 +370,16 @@ pub fn run_op<T: Transport>(
     }
     start(session)?;
     let mut elapsed = Duration::ZERO;
+    let mut run_seconds = Vec::with_capacity(repeats);
     let mut stats = Stats::default();
     let mut last = None;
     for _ in 0..repeats {
         session.reset_stats();
         let started = Instant::now();
         last = Some(run(session, &inputs, &prepared)?);
-        elapsed += started.elapsed();
+        let took = started.elapsed();
+        elapsed += took;
+        run_seconds.push(took.as_secs_f64());
         let run_stats = session.stats();
         stats.bytes_sent += run_stats.bytes_sent;
         stats.messages_sent += run_stats.messages_sent;
@@ -370,14 +390,17 @@ pub fn run_op<T: Transport>(
     check(op, &inputs, opened)?;
     Ok(PartyRun {
         elapsed_seconds: elapsed.as_secs_f64(),
+        run_seconds,
         bytes_sent: stats.bytes_sent,
         messages_sent: stats.messages_sent,
         rounds: stats.rounds,
     })
 }
 
-/// The figures of one operation from the three parties' runs: per-run time
-/// of the slowest party, bytes of the busiest one.
+/// The figures of one operation from the three parties' runs: the median
+/// over runs of the slowest party's time (a shared 2-core machine is
+/// noisy; the median keeps one disturbed run from moving the figure), bytes
+/// of the busiest party.
 pub fn combine(
     op: &str,
     n: usize,
@@ -390,8 +413,23 @@ pub fn combine(
     let mut seconds: f64 = 0.0;
     let mut bytes = 0;
     let mut rounds = 0;
+    let mut per_run: Vec<f64> = (0..repeats)
+        .map(|r| {
+            runs.iter()
+                .map(|run| {
+                    run.run_seconds
+                        .get(r)
+                        .copied()
+                        .unwrap_or(run.elapsed_seconds / repeats as f64)
+                })
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    per_run.sort_by(f64::total_cmp);
+    if let Some(median) = per_run.get(per_run.len() / 2) {
+        seconds = *median;
+    }
     for run in runs {
-        seconds = seconds.max(run.elapsed_seconds / repeats as f64);
         bytes = bytes.max(run.bytes_sent / repeats as u64);
         rounds = rounds.max(run.rounds);
     }
@@ -408,7 +446,7 @@ pub fn combine(
 
 /// Runs `op` on `n` elements `warmup` times untimed, then `repeats` times
 /// timed, in one session per party, three threads over the in-memory mesh,
-/// and reports per-run figures (time averaged; rounds of one run). The
+/// and reports per-run figures (median time; rounds of one run). The
 /// result is checked against plaintext.
 pub fn measure(
     op: &str,
