@@ -322,8 +322,9 @@ impl<T: Transport> Session<T> {
         next
     }
 
-    /// A permutation known to this party and one neighbour: `with_next`
-    /// selects the key shared with the next party, else with the previous.
+    /// A random ordering known to this party and one neighbour (`order[k]`
+    /// is the row moved to position `k`): `with_next` selects the key shared
+    /// with the next party, else with the previous.
     pub(crate) fn pair_permutation(&self, stream: u64, n: usize, with_next: bool) -> Vec<u32> {
         let key = if with_next {
             self.keys.with_next

@@ -129,18 +129,24 @@ impl<T: Transport> Session<T> {
             return Ok(());
         }
         let is_first = id == first;
-        let perm = self.pair_permutation(perm_stream, n, is_first);
+        // Scatter rather than gather: random writes retire through the store
+        // buffer, random reads stall on every cache miss.
+        let order = self.pair_permutation(perm_stream, n, is_first);
+        let mut destination = vec![0u32; n];
+        for (k, &row) in order.iter().enumerate() {
+            destination[row as usize] = k as u32;
+        }
         let mut outgoing = vec![0u64; n * columns.len()];
         for (c, (group, own, next)) in columns.iter_mut().enumerate() {
             let out = &mut outgoing[c * n..(c + 1) * n];
             // `first` holds x_j + x_{j+1}; its partner holds x_{j+2}.
             if is_first {
-                for ((a, b), &p) in own.iter().zip(next.iter()).zip(&perm) {
-                    out[p as usize] = group.combine(*a, *b);
+                for ((a, b), &d) in own.iter().zip(next.iter()).zip(&destination) {
+                    out[d as usize] = group.combine(*a, *b);
                 }
             } else {
-                for (b, &p) in next.iter().zip(&perm) {
-                    out[p as usize] = *b;
+                for (b, &d) in next.iter().zip(&destination) {
+                    out[d as usize] = *b;
                 }
             }
             // Re-mask with the component shared with the third party; it
