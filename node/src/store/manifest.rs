@@ -1,0 +1,473 @@
+//! The JSON files of the store: the table manifest, the staging record and
+//! the store marker. They hold metadata that is public by design (schemas
+//! with declared ranges, row counts, handles, keyed component digests),
+//! plus, in the manifest and staging record only, the column files' plain
+//! checksums, which must stay on this node (see [`column`](super::column)).
+//!
+//! Every decoder first reads `format_version` alone, so that a file from
+//! another version is reported as such rather than as malformed JSON, then
+//! decodes the whole file refusing unknown fields (a typo in a hand-edited
+//! manifest must not be silently ignored), then checks consistency.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use triad_ring::PartyId;
+
+use crate::store::STORE_FORMAT_VERSION;
+use crate::store::error::{ManifestProblem, MetadataProblem};
+use crate::store::ids::{Digest, Handle, OwnerKey, UploadId};
+use crate::store::upload::{AgreedUpload, StagedUpload, handle_for};
+
+/// File name of a table's manifest, in its directory.
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
+
+/// File name of an upload's staging record, in its staging directory.
+pub(crate) const STAGED_FILE: &str = "staged.json";
+
+/// File name of the store marker, in the data directory.
+pub(crate) const MARKER_FILE: &str = "store.json";
+
+/// What the marker's `format` field says.
+const MARKER_FORMAT: &str = "triad-node store";
+
+/// One column of a table's public schema, as the data owner declared it.
+/// The store keeps it verbatim and checks only that it is well formed; how
+/// schema columns map to share columns (a validity column for a nullable
+/// one, several limbs for a string) is the frame layer's business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSchema {
+    /// Column name, unique in the schema.
+    pub name: String,
+    /// The client's type name (for example `"i64"`, `"date"`, `"bool"`);
+    /// opaque to the store.
+    pub type_tag: String,
+    /// Declared minimum: public, and what range proofs start from.
+    pub min: i128,
+    /// Declared maximum.
+    pub max: i128,
+    /// Whether the column has a validity bit.
+    pub nullable: bool,
+}
+
+/// Public metadata of a committed table: what [`Store::tables`] lists. Safe
+/// to send to clients and peers; it holds no values and no plain digest of
+/// any share.
+///
+/// [`Store::tables`]: crate::store::Store::tables
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableInfo {
+    /// The table's handle.
+    pub handle: Handle,
+    /// The upload it came from.
+    pub upload_id: UploadId,
+    /// Who uploaded it (and may delete it).
+    pub owner: OwnerKey,
+    /// Commit time, unix seconds, as the caller gave it.
+    pub created_at: u64,
+    /// Row count (public).
+    pub rows: u64,
+    /// The declared schema.
+    pub schema: Vec<ColumnSchema>,
+    /// The share columns, in upload order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// A share column of a table, with the keyed digests of its three
+/// components that the handle commits to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnInfo {
+    /// Column name, unique in the table.
+    pub name: String,
+    /// Keyed digest of component `i` at index `i` (see
+    /// [`component_digest`](crate::store::component_digest)).
+    pub digests: [Digest; 3],
+}
+
+/// Checks a schema: non-empty unique names, type tags, `min <= max`.
+pub(crate) fn check_schema(schema: &[ColumnSchema]) -> Result<(), MetadataProblem> {
+    let mut names = BTreeSet::new();
+    for (position, column) in schema.iter().enumerate() {
+        if column.name.is_empty() {
+            return Err(MetadataProblem::EmptySchemaName { position });
+        }
+        if !names.insert(column.name.as_str()) {
+            return Err(MetadataProblem::DuplicateSchemaName {
+                name: column.name.clone(),
+            });
+        }
+        if column.type_tag.is_empty() {
+            return Err(MetadataProblem::EmptyTypeTag {
+                column: column.name.clone(),
+            });
+        }
+        if column.min > column.max {
+            return Err(MetadataProblem::InvertedRange {
+                column: column.name.clone(),
+                min: column.min,
+                max: column.max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks share column names: at least one, non-empty, unique.
+pub(crate) fn check_column_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), MetadataProblem> {
+    let mut seen = BTreeSet::new();
+    for (position, name) in names.into_iter().enumerate() {
+        if name.is_empty() {
+            return Err(MetadataProblem::EmptyColumnName { position });
+        }
+        if !seen.insert(name) {
+            return Err(MetadataProblem::DuplicateColumnName {
+                name: name.to_owned(),
+            });
+        }
+    }
+    if seen.is_empty() {
+        return Err(MetadataProblem::NoColumns);
+    }
+    Ok(())
+}
+
+/// Party indices as plain numbers in JSON.
+pub(crate) mod party_index {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+    use triad_ring::PartyId;
+
+    pub(crate) fn serialize<S: Serializer>(party: &PartyId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(party.index() as u32)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PartyId, D::Error> {
+        let index = u32::deserialize(d)?;
+        PartyId::from_index(index as usize)
+            .ok_or_else(|| de::Error::custom(format_args!("party index {index} is not 0, 1 or 2")))
+    }
+}
+
+/// Reads `format_version` alone and checks it.
+fn check_version(bytes: &[u8]) -> Result<(), ManifestProblem> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let Version { format_version } =
+        serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
+    if format_version != STORE_FORMAT_VERSION {
+        return Err(ManifestProblem::UnsupportedVersion {
+            found: format_version,
+            supported: STORE_FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn party_from_index(index: u32) -> Result<PartyId, ManifestProblem> {
+    PartyId::from_index(index as usize).ok_or(ManifestProblem::InvalidParty { found: index })
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    // Plain structs of strings and integers: serialisation cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A committed table as this node stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    /// The party that wrote it.
+    pub(crate) party: PartyId,
+    /// Public metadata.
+    pub(crate) info: TableInfo,
+    /// Checksum of each column file, in column order; node-private.
+    pub(crate) checksums: Vec<Digest>,
+}
+
+/// The manifest's JSON shape: flat, for people reading it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestRepr {
+    format_version: u32,
+    party: u32,
+    handle: Handle,
+    upload_id: UploadId,
+    owner: OwnerKey,
+    created_at: u64,
+    rows: u64,
+    schema: Vec<ColumnSchema>,
+    columns: Vec<ManifestColumn>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestColumn {
+    name: String,
+    digests: [Digest; 3],
+    checksum: Digest,
+}
+
+impl Manifest {
+    /// The manifest's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let info = &self.info;
+        to_json(&ManifestRepr {
+            format_version: STORE_FORMAT_VERSION,
+            party: self.party.index() as u32,
+            handle: info.handle,
+            upload_id: info.upload_id.clone(),
+            owner: info.owner.clone(),
+            created_at: info.created_at,
+            rows: info.rows,
+            schema: info.schema.clone(),
+            columns: info
+                .columns
+                .iter()
+                .zip(&self.checksums)
+                .map(|(column, checksum)| ManifestColumn {
+                    name: column.name.clone(),
+                    digests: column.digests,
+                    checksum: *checksum,
+                })
+                .collect(),
+        })
+    }
+
+    /// Decodes and checks a manifest: version, party index, metadata, and
+    /// that its handle follows from its contents.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest, ManifestProblem> {
+        check_version(bytes)?;
+        let repr: ManifestRepr = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
+        let party = party_from_index(repr.party)?;
+        check_schema(&repr.schema).map_err(ManifestProblem::Metadata)?;
+        check_column_names(repr.columns.iter().map(|c| c.name.as_str()))
+            .map_err(ManifestProblem::Metadata)?;
+        let (columns, checksums) = repr
+            .columns
+            .into_iter()
+            .map(|c| {
+                let info = ColumnInfo {
+                    name: c.name,
+                    digests: c.digests,
+                };
+                (info, c.checksum)
+            })
+            .unzip();
+        let agreed = AgreedUpload {
+            upload_id: repr.upload_id,
+            owner: repr.owner,
+            rows: repr.rows,
+            schema: repr.schema,
+            columns,
+        };
+        let computed = handle_for(&agreed);
+        if computed != repr.handle {
+            return Err(ManifestProblem::HandleMismatch {
+                recorded: repr.handle,
+                computed,
+            });
+        }
+        Ok(Manifest {
+            party,
+            info: TableInfo {
+                handle: repr.handle,
+                upload_id: agreed.upload_id,
+                owner: agreed.owner,
+                created_at: repr.created_at,
+                rows: agreed.rows,
+                schema: agreed.schema,
+                columns: agreed.columns,
+            },
+            checksums,
+        })
+    }
+}
+
+/// Decodes a table manifest and checks it as [`Store::open`] does (format
+/// version, party index, schema, column names, and that the recorded handle
+/// follows from the contents); returns its public part. Never panics,
+/// whatever the bytes; exposed for fuzzing and inspection tools.
+///
+/// [`Store::open`]: crate::store::Store::open
+pub fn decode_manifest(bytes: &[u8]) -> Result<TableInfo, ManifestProblem> {
+    Manifest::decode(bytes).map(|manifest| manifest.info)
+}
+
+/// What `staged.json` holds: this party's report and the checksums of the
+/// files it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StagingRecord {
+    pub(crate) format_version: u32,
+    pub(crate) staged: StagedUpload,
+    pub(crate) checksums: Vec<Digest>,
+}
+
+impl StagingRecord {
+    pub(crate) fn new(staged: StagedUpload, checksums: Vec<Digest>) -> StagingRecord {
+        StagingRecord {
+            format_version: STORE_FORMAT_VERSION,
+            staged,
+            checksums,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        to_json(self)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<StagingRecord, ManifestProblem> {
+        check_version(bytes)?;
+        let record: StagingRecord = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
+        let staged = &record.staged;
+        check_schema(&staged.schema).map_err(ManifestProblem::Metadata)?;
+        check_column_names(staged.columns.iter().map(|c| c.name.as_str()))
+            .map_err(ManifestProblem::Metadata)?;
+        if record.checksums.len() != staged.columns.len() {
+            return Err(ManifestProblem::Metadata(MetadataProblem::ChecksumCount {
+                columns: staged.columns.len(),
+                checksums: record.checksums.len(),
+            }));
+        }
+        Ok(record)
+    }
+}
+
+/// The store marker: says the directory is a store, of which version, for
+/// which party.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkerRepr {
+    format: String,
+    format_version: u32,
+    party: u32,
+}
+
+/// The marker's bytes for `party`.
+pub(crate) fn encode_marker(party: PartyId) -> Vec<u8> {
+    to_json(&MarkerRepr {
+        format: MARKER_FORMAT.to_owned(),
+        format_version: STORE_FORMAT_VERSION,
+        party: party.index() as u32,
+    })
+}
+
+/// A decoded marker: version and party index, unchecked (the store reports
+/// each mismatch with its own error).
+pub(crate) struct Marker {
+    pub(crate) format_version: u32,
+    pub(crate) party: u32,
+}
+
+pub(crate) fn decode_marker(bytes: &[u8]) -> Result<Marker, ManifestProblem> {
+    // Lenient first pass: the version and party decide what to report,
+    // even for a marker written by a later version with more fields.
+    #[derive(Deserialize)]
+    struct Lenient {
+        format: String,
+        format_version: u32,
+        party: u32,
+    }
+    let lenient: Lenient = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
+    if lenient.format != MARKER_FORMAT {
+        return Err(ManifestProblem::NotAMarker);
+    }
+    if lenient.format_version == STORE_FORMAT_VERSION {
+        let _: MarkerRepr = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
+    }
+    Ok(Marker {
+        format_version: lenient.format_version,
+        party: lenient.party,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(tag: &[u8]) -> Digest {
+        blake3::hash(tag).into()
+    }
+
+    fn manifest() -> Manifest {
+        let agreed = AgreedUpload {
+            upload_id: "u1".parse().unwrap_or_else(|_| unreachable!()),
+            owner: "ab".parse().unwrap_or_else(|_| unreachable!()),
+            rows: 2,
+            schema: vec![ColumnSchema {
+                name: "age".into(),
+                type_tag: "i64".into(),
+                min: -(1i128 << 100),
+                max: i128::from(u64::MAX),
+                nullable: false,
+            }],
+            columns: vec![ColumnInfo {
+                name: "age".into(),
+                digests: [digest(b"0"), digest(b"1"), digest(b"2")],
+            }],
+        };
+        Manifest {
+            party: PartyId::P1,
+            info: TableInfo {
+                handle: handle_for(&agreed),
+                upload_id: agreed.upload_id,
+                owner: agreed.owner,
+                created_at: 1_700_000_000,
+                rows: agreed.rows,
+                schema: agreed.schema,
+                columns: agreed.columns,
+            },
+            checksums: vec![digest(b"c")],
+        }
+    }
+
+    #[test]
+    fn manifest_roundtrip_keeps_wide_ranges() {
+        let m = manifest();
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes).ok(), Some(m));
+    }
+
+    #[test]
+    fn edited_manifest_is_refused() {
+        let text = String::from_utf8(manifest().encode()).unwrap_or_default();
+        let rows = text.replace("\"rows\": 2", "\"rows\": 3");
+        assert!(matches!(
+            Manifest::decode(rows.as_bytes()),
+            Err(ManifestProblem::HandleMismatch { .. })
+        ));
+        let version = text.replace("\"format_version\": 1", "\"format_version\": 7");
+        assert!(matches!(
+            Manifest::decode(version.as_bytes()),
+            Err(ManifestProblem::UnsupportedVersion { found: 7, .. })
+        ));
+        let extra = text.replacen('{', "{\"surprise\": 1,", 1);
+        assert!(matches!(
+            Manifest::decode(extra.as_bytes()),
+            Err(ManifestProblem::Json(_))
+        ));
+    }
+
+    #[test]
+    fn marker_roundtrip() {
+        let marker = decode_marker(&encode_marker(PartyId::P2));
+        assert!(matches!(
+            marker,
+            Ok(Marker {
+                format_version: STORE_FORMAT_VERSION,
+                party: 2
+            })
+        ));
+        assert!(matches!(
+            decode_marker(br#"{"format":"x","format_version":1,"party":0}"#),
+            Err(ManifestProblem::NotAMarker)
+        ));
+    }
+}
