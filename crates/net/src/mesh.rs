@@ -601,32 +601,29 @@ mod tests {
             handles.map(|h| h.join().unwrap())
         });
         let [r0, r1, r2] = results;
-        // Party 2 dials 0 and 1 with the newer version: both refuse it, and
-        // party 2 learns which version they speak. (Party 1 may instead see
-        // party 0 give up first; it fails either way.)
-        match r0 {
-            Err(NetError::VersionMismatch {
-                peer: PartyId::P2,
-                ours,
-                theirs,
-            }) => {
-                assert_eq!(
-                    (ours, theirs),
-                    (NET_PROTOCOL_VERSION, NET_PROTOCOL_VERSION + 1)
-                );
+        // Party 2 dials 0 and 1 with the newer version and gives up at the
+        // first refusal, so the other acceptor may see the dial dropped
+        // before the hello and time out instead. Both must fail, and at
+        // least one must name party 2 and both versions.
+        let mut named = 0;
+        for (party, result) in [(0, r0), (1, r1)] {
+            match result {
+                Err(NetError::VersionMismatch {
+                    peer: PartyId::P2,
+                    ours,
+                    theirs,
+                }) => {
+                    assert_eq!(
+                        (ours, theirs),
+                        (NET_PROTOCOL_VERSION, NET_PROTOCOL_VERSION + 1)
+                    );
+                    named += 1;
+                }
+                Err(_) => {}
+                Ok(_) => panic!("party {party} formed a mesh with a mismatched party 2"),
             }
-            other => panic!("party 0: {other:?}"),
         }
-        match r1 {
-            Err(NetError::VersionMismatch { ours, theirs, .. }) => {
-                assert_eq!(
-                    (ours, theirs),
-                    (NET_PROTOCOL_VERSION, NET_PROTOCOL_VERSION + 1)
-                );
-            }
-            Err(_) => {}
-            Ok(_) => panic!("party 1 formed a mesh with a mismatched party 2"),
-        }
+        assert!(named >= 1, "no acceptor reported the version mismatch");
         match r2 {
             Err(NetError::VersionMismatch { ours, theirs, .. }) => {
                 assert_eq!(
