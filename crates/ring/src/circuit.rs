@@ -171,8 +171,7 @@ impl<T: Transport> Session<T> {
         let mut offsets = [0usize; 3];
         let mut results = Vec::with_capacity(requests.len());
         for ((r, b), size) in requests.iter().zip(&blocks).zip(&sizes) {
-            let n = r.own.len();
-            let words = n.div_ceil(64);
+            let words = r.own.len().div_ceil(64);
             let mut u = vec![
                 Plane {
                     own: vec![0u64; words],
@@ -231,7 +230,6 @@ impl<T: Transport> Session<T> {
                 }
                 offsets[j] += size[j];
             }
-            let _ = n;
             results.push((u, vs));
         }
         Ok(results)
