@@ -1,6 +1,7 @@
-//! The triad compute node. For now this crate holds the node's durable
-//! share storage, [`store`]; configuration, request handling, the audit log
-//! and the `triad-node` binary come later, on top of it.
+//! The triad compute node: its configuration ([`config`]), the durable
+//! share store ([`store`]), the messages clients send it ([`api`]), request
+//! handling and the engine that agrees with the other two nodes
+//! ([`server`]), and the `triad-node` commands ([`cli`]).
 //!
 //! # What this crate owns
 //!
@@ -15,9 +16,10 @@
 //!
 //! # What it must not do
 //!
-//! - No networking and no protocol logic: the store hands out reports and
-//!   takes agreed uploads; moving them between nodes is the caller's job.
-//! - No clock: commit times and clean-up deadlines come from the caller.
+//! - The store does no networking and reads no clock: the server moves
+//!   reports between nodes and passes commit times and deadlines in.
+//! - No polars and no client-side code: clients reach the node only through
+//!   the messages in [`api`].
 //! - No secrets outside the shares themselves: errors and logs carry
 //!   handles, upload ids, column names and paths, never share values,
 //!   component keys or plain share checksums (which would let the third
@@ -28,4 +30,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod server;
 pub mod store;

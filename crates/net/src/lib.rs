@@ -16,6 +16,8 @@
 //!   a frame is a little-endian word count and then the words as raw
 //!   little-endian bytes, bounded by a configured maximum checked before
 //!   any allocation; the format has a version, [`NET_PROTOCOL_VERSION`].
+//! - Client links ([`ClientListener`], [`NodeLink`]): QUIC to one node with
+//!   its certificate pinned by the client; one stream per request.
 //! - A blocking API over its own small tokio runtime, so the sans-IO
 //!   protocol core runs unchanged on the caller's threads: `send` queues and
 //!   never waits for the peer; `recv` waits, with an optional timeout.
@@ -37,6 +39,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod client;
 mod config;
 mod error;
 mod identity;
@@ -45,6 +48,7 @@ mod tls;
 mod transport;
 mod wire;
 
+pub use client::{Call, ClientConnection, ClientListener, LinkConfig, LinkError, NodeLink};
 pub use config::{MeshConfig, PeerConfig};
 pub use error::{ConfigProblem, NetError};
 pub use identity::{NodeIdentity, fingerprint, load_certificate};

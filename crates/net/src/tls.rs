@@ -214,6 +214,43 @@ pub(crate) fn client_config(
         .map_err(|_| NetError::NoQuicCipherSuite)
 }
 
+/// TLS for the client port: the node presents `identity`, clients present
+/// nothing (they sign their requests instead).
+pub(crate) fn server_config_anonymous(
+    identity: &NodeIdentity,
+    alpn: &[u8],
+) -> Result<quinn::crypto::rustls::QuicServerConfig, NetError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.certificate().clone()], identity.key())?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.max_early_data_size = 0;
+    quinn::crypto::rustls::QuicServerConfig::try_from(config)
+        .map_err(|_| NetError::NoQuicCipherSuite)
+}
+
+/// TLS for a client dialing a node: the node must present `server`.
+pub(crate) fn client_config_anonymous(
+    server: CertificateDer<'static>,
+    alpn: &[u8],
+) -> Result<quinn::crypto::rustls::QuicClientConfig, NetError> {
+    let provider = provider();
+    let verifier = PinnedServerVerifier(Pinned::new(vec![server], &provider));
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    config.enable_early_data = false;
+    quinn::crypto::rustls::QuicClientConfig::try_from(config)
+        .map_err(|_| NetError::NoQuicCipherSuite)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

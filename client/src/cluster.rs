@@ -1,0 +1,271 @@
+//! A local three-node cluster on loopback: configurations made the way
+//! three operators would (`init` on each node, certificates exchanged with
+//! `add-peer`, users admitted with `add-user`), and three real node
+//! processes. Used by `triad demo`, `triad cluster` and the integration
+//! tests.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use triad_node::cli::{AddPeerArgs, AddUserArgs, InitArgs, add_peer, add_user, init};
+use triad_node::config::Role;
+
+use crate::connection::{ConnectionFile, NodeEntry};
+use crate::error::ClientError;
+
+/// Three node directories under one root, and the processes serving them.
+#[derive(Debug)]
+pub struct LocalCluster {
+    root: PathBuf,
+    program: PathBuf,
+    configs: [PathBuf; 3],
+    client_addrs: [SocketAddr; 3],
+    children: [Option<Child>; 3],
+}
+
+fn free_port() -> Result<u16, ClientError> {
+    // Bound and released at once: the window in which another process
+    // could take it is small, and a clash fails loudly at bind.
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|source| ClientError::File {
+        path: "udp socket".into(),
+        source,
+    })?;
+    socket
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|source| ClientError::File {
+            path: "udp socket".into(),
+            source,
+        })
+}
+
+fn other(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Usage(e.to_string())
+}
+
+impl LocalCluster {
+    /// Creates the three node directories under `root` and a connection
+    /// file `root/triad.conn` for the user whose key file is `user_key`;
+    /// `users` are admitted on every node. `program` is the executable that
+    /// serves a node with `program node run --config FILE`.
+    pub fn create(
+        root: &Path,
+        program: &Path,
+        users: &[(String, String, Vec<Role>)],
+        user_key: &Path,
+    ) -> Result<LocalCluster, ClientError> {
+        let mut listen = Vec::new();
+        let mut client = Vec::new();
+        for _ in 0..3 {
+            listen.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
+            client.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
+        }
+        let mut configs = Vec::new();
+        let mut deployment = None;
+        for node in 0..3 {
+            let config = init(&InitArgs {
+                node,
+                listen: listen[node],
+                client_listen: client[node],
+                dir: root.join(format!("node{node}")),
+                deployment: deployment.clone(),
+            })
+            .map_err(other)?;
+            if deployment.is_none() {
+                let text =
+                    std::fs::read_to_string(&config).map_err(|source| ClientError::File {
+                        path: config.clone(),
+                        source,
+                    })?;
+                let file: triad_node::config::ConfigFile = toml::from_str(&text).map_err(other)?;
+                deployment = Some(file.deployment);
+            }
+            configs.push(config);
+        }
+        for (node, config) in configs.iter().enumerate() {
+            for (peer, address) in listen.iter().enumerate() {
+                if peer == node {
+                    continue;
+                }
+                add_peer(&AddPeerArgs {
+                    config: config.clone(),
+                    node: peer,
+                    address: *address,
+                    certificate: root.join(format!("node{peer}/node.crt")),
+                })
+                .map_err(other)?;
+            }
+            for (name, public_key, roles) in users {
+                add_user(&AddUserArgs {
+                    config: config.clone(),
+                    name: name.clone(),
+                    public_key: public_key.clone(),
+                    roles: roles.clone(),
+                })
+                .map_err(other)?;
+            }
+        }
+        let connection = ConnectionFile {
+            deployment: deployment.unwrap_or_default(),
+            key: user_key.to_owned(),
+            nodes: (0..3)
+                .map(|i| NodeEntry {
+                    index: i,
+                    address: client[i],
+                    certificate: root.join(format!("node{i}/node.crt")),
+                })
+                .collect(),
+        };
+        connection.save(&root.join("triad.conn"))?;
+        let configs: [PathBuf; 3] = configs.try_into().map_err(|_| other("three configs"))?;
+        Ok(LocalCluster {
+            root: root.to_owned(),
+            program: program.to_owned(),
+            configs,
+            client_addrs: [client[0], client[1], client[2]],
+            children: [None, None, None],
+        })
+    }
+
+    /// Edits every node's configuration file (before [`start`](Self::start)
+    /// or between restarts).
+    pub fn tune(
+        &self,
+        edit: impl Fn(&mut triad_node::config::ConfigFile),
+    ) -> Result<(), ClientError> {
+        for path in &self.configs {
+            let text = std::fs::read_to_string(path).map_err(|source| ClientError::File {
+                path: path.clone(),
+                source,
+            })?;
+            let mut file: triad_node::config::ConfigFile = toml::from_str(&text).map_err(other)?;
+            edit(&mut file);
+            triad_node::config::Config::save(&file, path).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// The connection file for the cluster.
+    pub fn connection_path(&self) -> PathBuf {
+        self.root.join("triad.conn")
+    }
+
+    /// Node `i`'s configuration file.
+    pub fn config(&self, i: usize) -> &Path {
+        &self.configs[i]
+    }
+
+    /// Node `i`'s log file.
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.root.join(format!("node{i}.log"))
+    }
+
+    /// Starts node `i` (if it is not running).
+    pub fn start_node(&mut self, i: usize) -> Result<(), ClientError> {
+        if self.children[i].is_some() {
+            return Ok(());
+        }
+        let log_path = self.log_path(i);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| ClientError::File {
+                path: log_path.clone(),
+                source,
+            })?;
+        let child = Command::new(&self.program)
+            .args(["node", "run", "--config"])
+            .arg(&self.configs[i])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| ClientError::File {
+                path: self.program.clone(),
+                source,
+            })?;
+        self.children[i] = Some(child);
+        Ok(())
+    }
+
+    /// Starts all three and waits until their client ports answer and the
+    /// mesh is formed (an authenticated listing succeeds), or `timeout`.
+    pub fn start(
+        &mut self,
+        connection_key_ready: bool,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        for i in 0..3 {
+            self.start_node(i)?;
+        }
+        if connection_key_ready {
+            self.wait_ready(timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until a listing through the connection file succeeds.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt =
+                crate::remote::Client::connect_file(&self.connection_path()).and_then(|client| {
+                    let tables = client.tables();
+                    client.close();
+                    tables
+                });
+            match attempt {
+                Ok(_) => return Ok(()),
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(ClientError::Usage(format!(
+                        "the cluster did not become ready within {} s: {error} (logs in {})",
+                        timeout.as_secs(),
+                        self.root.display()
+                    )));
+                }
+                Err(_) => {
+                    for i in 0..3 {
+                        if let Some(child) = &mut self.children[i]
+                            && let Ok(Some(status)) = child.try_wait()
+                        {
+                            return Err(ClientError::Usage(format!(
+                                "node {i} exited with {status}; see {}",
+                                self.log_path(i).display()
+                            )));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Kills node `i` at once (no clean shutdown: what a crash looks like).
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Node `i`'s client address.
+    pub fn client_addr(&self, i: usize) -> SocketAddr {
+        self.client_addrs[i]
+    }
+
+    /// Stops all nodes.
+    pub fn stop(&mut self) {
+        for i in 0..3 {
+            self.kill_node(i);
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,636 @@
+//! Talking to the three nodes: signed requests, uploads dealt into
+//! replicated shares, and results reconstructed only here.
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+use triad_auth::{
+    DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultContext, ResultSecret, Sealed,
+    SignedRequest, UserKey, X25519Public,
+};
+use triad_net::{LinkConfig, NodeLink};
+use triad_node::api::{
+    self, Body, CallHeader, ComponentSource, Reply, ResultShares, TableSummary, UploadBody,
+    UploadPayload,
+};
+use triad_node::store::{
+    AgreedUpload, ColumnInfo, ColumnSchema, Handle, OwnerKey, UploadId, component_digest,
+    handle_for,
+};
+use triad_ring::PartyId;
+use triad_ring::outside::expand;
+
+use crate::connection::ConnectionFile;
+use crate::error::ClientError;
+use crate::table::EncodedTable;
+
+/// How long the client waits for a node to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connected client: one link to each node, the user's key.
+#[derive(Debug)]
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    links: Vec<NodeLink>,
+    key: UserKey,
+    deployment: DeploymentId,
+}
+
+/// Seconds spent in each phase of an upload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadTimings {
+    /// Dealing shares and computing the expected handle.
+    pub share: f64,
+    /// Sending to the nodes until all three staged.
+    pub send: f64,
+    /// Cross-check and commit, until the handle came back.
+    pub commit: f64,
+    /// Bytes sent to each node.
+    pub bytes_per_node: [u64; 3],
+}
+
+/// A committed upload.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The table's handle.
+    pub handle: Handle,
+    /// Rows.
+    pub rows: u64,
+    /// Where the time went.
+    pub timings: UploadTimings,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random32() -> Result<[u8; 32], ClientError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ClientError::Usage(format!("OS random generator failed: {e}")))?;
+    Ok(bytes)
+}
+
+impl Client {
+    /// Connects to the three nodes of `connection`, loading the user's key.
+    pub fn connect(connection: &ConnectionFile) -> Result<Client, ClientError> {
+        let key = UserKey::load(&connection.key)?;
+        let deployment: DeploymentId =
+            connection
+                .deployment
+                .parse()
+                .map_err(|e| ClientError::Connection {
+                    path: "connection file".into(),
+                    problem: format!("deployment: {e}"),
+                })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|source| ClientError::File {
+                path: "tokio runtime".into(),
+                source,
+            })?;
+        let mut certificates = Vec::new();
+        for node in &connection.nodes {
+            certificates.push((
+                node.index,
+                node.address,
+                triad_net::load_certificate(&node.certificate)?,
+            ));
+        }
+        let links = runtime.block_on(async {
+            let dials = certificates
+                .into_iter()
+                .map(|(index, address, certificate)| async move {
+                    NodeLink::connect(address, certificate, LinkConfig::default(), CONNECT_TIMEOUT)
+                        .await
+                        .map_err(|source| ClientError::Link {
+                            node: index,
+                            source,
+                        })
+                });
+            let mut links = Vec::new();
+            for link in join_all(dials.collect()).await {
+                links.push(link?);
+            }
+            Ok::<_, ClientError>(links)
+        })?;
+        Ok(Client {
+            runtime,
+            links,
+            key,
+            deployment,
+        })
+    }
+
+    /// Loads the connection file at `path` and connects.
+    pub fn connect_file(path: &std::path::Path) -> Result<Client, ClientError> {
+        Client::connect(&ConnectionFile::load(path)?)
+    }
+
+    /// The user's public key as nodes record it (hex).
+    pub fn owner(&self) -> String {
+        hex(self.key.public().as_bytes())
+    }
+
+    fn sign(&self, body: &Body) -> Result<(SignedRequest, ResultSecret), ClientError> {
+        let secret = ResultSecret::generate()?;
+        let request = Request {
+            version: REQUEST_VERSION,
+            deployment: self.deployment,
+            mode: Mode::Authorized,
+            body: body.digest(),
+            approval: None,
+            nonce: Nonce::generate()?,
+            issued_at: now_secs(),
+            result_key: secret.public(),
+            signer: self.key.public(),
+        };
+        Ok((request.sign(&self.key)?, secret))
+    }
+
+    /// Sends one call to each node (with `payloads[i]` and `explicit[i]`
+    /// for node `i`) and returns the three replies.
+    fn call_all(
+        &self,
+        request: &SignedRequest,
+        body: &Body,
+        payloads: [Option<UploadPayload>; 3],
+        explicit: [Vec<&[u64]>; 3],
+    ) -> Result<[Reply; 3], ClientError> {
+        let request_bytes = request.to_bytes();
+        self.runtime.block_on(async {
+            let mut calls = Vec::new();
+            for (((index, link), payload), words) in
+                self.links.iter().enumerate().zip(payloads).zip(explicit)
+            {
+                let header = CallHeader {
+                    api_version: api::API_VERSION,
+                    request: request_bytes.clone(),
+                    body: body.clone(),
+                    payload,
+                };
+                calls.push(async move {
+                    let link_error = |source| ClientError::Link {
+                        node: index,
+                        source,
+                    };
+                    let mut call = link.call().await.map_err(link_error)?;
+                    call.write_message(&api::encode(&header))
+                        .await
+                        .map_err(link_error)?;
+                    for w in words {
+                        call.write_words(w).await.map_err(link_error)?;
+                    }
+                    call.finish().map_err(link_error)?;
+                    let bytes = call
+                        .read_message(api::REPLY_BYTES_MAX)
+                        .await
+                        .map_err(link_error)?
+                        .ok_or_else(|| ClientError::Misbehaving {
+                            node: index,
+                            problem: "closed the call without a reply".into(),
+                        })?;
+                    api::decode::<Reply>(&bytes).map_err(|e| ClientError::Misbehaving {
+                        node: index,
+                        problem: format!("unreadable reply: {e}"),
+                    })
+                });
+            }
+            let results = join_all(calls).await;
+            let mut replies = Vec::new();
+            for result in results {
+                replies.push(result?);
+            }
+            let [a, b, c]: [Reply; 3] = replies
+                .try_into()
+                .map_err(|_| ClientError::Usage("expected three replies".into()))?;
+            Ok([a, b, c])
+        })
+    }
+
+    /// Fails with the first refusal among `replies`.
+    fn refusals(replies: &[Reply; 3]) -> Result<(), ClientError> {
+        for (node, reply) in replies.iter().enumerate() {
+            if let Reply::Refused(error) = reply {
+                return Err(ClientError::Refused {
+                    node,
+                    error: error.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Secret-shares `table` and uploads it; returns its handle once all
+    /// three nodes committed, after checking it is the handle the client
+    /// computes itself from what it sent.
+    pub fn upload(&self, table: &EncodedTable) -> Result<Uploaded, ClientError> {
+        self.upload_inner(table, None)
+    }
+
+    /// Uploads `table` with node `node`'s components deliberately
+    /// inconsistent with the other nodes' (one of its seeds replaced), as a
+    /// faulty or malicious client would: the nodes must refuse it at their
+    /// cross-check. For tests of that check only.
+    #[doc(hidden)]
+    pub fn upload_corrupted(
+        &self,
+        table: &EncodedTable,
+        node: usize,
+    ) -> Result<Uploaded, ClientError> {
+        self.upload_inner(table, Some(node))
+    }
+
+    fn upload_inner(
+        &self,
+        table: &EncodedTable,
+        corrupt: Option<usize>,
+    ) -> Result<Uploaded, ClientError> {
+        let started = Instant::now();
+        let upload_id: UploadId = hex(&random32()?[..16])
+            .parse()
+            .map_err(|e| ClientError::Usage(format!("upload id: {e}")))?;
+        let schema: Vec<ColumnSchema> = table.schema.to_store_schema();
+        let rows = table.rows;
+        let names: Vec<String> = table.columns.iter().map(|(n, _)| n.clone()).collect();
+        let keys = [random32()?, random32()?, random32()?];
+        // Fresh seeds per column; component 2 is explicit.
+        let mut seeds = Vec::with_capacity(table.columns.len());
+        for _ in &table.columns {
+            seeds.push((random32()?, random32()?));
+        }
+        let dealt: Vec<(Vec<u64>, [triad_node::store::Digest; 3])> = table
+            .columns
+            .par_iter()
+            .zip(seeds.par_iter())
+            .map(|((name, values), (s0, s1))| {
+                let x0 = expand(s0, values.len());
+                let x1 = expand(s1, values.len());
+                let x2: Vec<u64> = values
+                    .iter()
+                    .zip(x0.iter().zip(&x1))
+                    .map(|(v, (a, b))| v.wrapping_sub(*a).wrapping_sub(*b))
+                    .collect();
+                let digests = [
+                    component_digest(&keys[0], &upload_id, name, PartyId::P0, &x0),
+                    component_digest(&keys[1], &upload_id, name, PartyId::P1, &x1),
+                    component_digest(&keys[2], &upload_id, name, PartyId::P2, &x2),
+                ];
+                (x2, digests)
+            })
+            .collect();
+        let owner: OwnerKey = self
+            .owner()
+            .parse()
+            .map_err(|e| ClientError::Usage(format!("owner key: {e}")))?;
+        let expected = handle_for(&AgreedUpload {
+            upload_id: upload_id.clone(),
+            owner,
+            rows,
+            schema: schema.clone(),
+            columns: names
+                .iter()
+                .zip(&dealt)
+                .map(|(name, (_, digests))| ColumnInfo {
+                    name: name.clone(),
+                    digests: *digests,
+                })
+                .collect(),
+        });
+        let body = Body::Upload(UploadBody {
+            upload_id,
+            schema,
+            rows,
+            columns: names,
+        });
+        let (request, _secret) = self.sign(&body)?;
+        let payload = |party: usize| {
+            let mut columns: Vec<(ComponentSource, ComponentSource)> = seeds
+                .iter()
+                .map(|(s0, s1)| match party {
+                    0 => (ComponentSource::Seed(*s0), ComponentSource::Seed(*s1)),
+                    1 => (ComponentSource::Seed(*s1), ComponentSource::Explicit),
+                    _ => (ComponentSource::Explicit, ComponentSource::Seed(*s0)),
+                })
+                .collect();
+            if corrupt == Some(party)
+                && let Some((own, next)) = columns.first_mut()
+            {
+                let seed = if party == 2 { next } else { own };
+                if let ComponentSource::Seed(s) = seed {
+                    s[0] ^= 1;
+                }
+            }
+            UploadPayload {
+                own_key: keys[party],
+                next_key: keys[(party + 1) % 3],
+                columns,
+            }
+        };
+        let explicit: Vec<&[u64]> = dealt.iter().map(|(x2, _)| x2.as_slice()).collect();
+        let share = started.elapsed().as_secs_f64();
+        let sent = Instant::now();
+        let bytes = (explicit.len() as u64) * rows * 8;
+        let replies = self.call_all(
+            &request,
+            &body,
+            [Some(payload(0)), Some(payload(1)), Some(payload(2))],
+            [Vec::new(), explicit.clone(), explicit],
+        )?;
+        let total = sent.elapsed().as_secs_f64();
+        Client::refusals(&replies)?;
+        let mut commit = 0f64;
+        for (node, reply) in replies.iter().enumerate() {
+            match reply {
+                Reply::Uploaded {
+                    handle,
+                    commit_seconds,
+                    ..
+                } if *handle == expected => commit = commit.max(*commit_seconds),
+                Reply::Uploaded { .. } => {
+                    return Err(ClientError::Misbehaving {
+                        node,
+                        problem: "returned a handle that does not match the shares sent".into(),
+                    });
+                }
+                _ => {
+                    return Err(ClientError::Misbehaving {
+                        node,
+                        problem: "answered an upload with something else".into(),
+                    });
+                }
+            }
+        }
+        Ok(Uploaded {
+            handle: expected,
+            rows,
+            timings: UploadTimings {
+                share,
+                // The nodes report how long agreeing and committing took;
+                // the rest of the call is transfer and staging.
+                send: (total - commit).max(0.0),
+                commit,
+                bytes_per_node: [0, bytes, bytes],
+            },
+        })
+    }
+
+    /// Public metadata of every table, checked to be the same on all three
+    /// nodes.
+    pub fn tables(&self) -> Result<Vec<TableSummary>, ClientError> {
+        let body = Body::ListTables;
+        let (request, _) = self.sign(&body)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        Client::refusals(&replies)?;
+        let mut lists = Vec::new();
+        for (node, reply) in replies.into_iter().enumerate() {
+            match reply {
+                Reply::Tables(mut tables) => {
+                    tables.sort_by_key(|t| t.handle);
+                    lists.push(tables);
+                }
+                _ => {
+                    return Err(ClientError::Misbehaving {
+                        node,
+                        problem: "answered a listing with something else".into(),
+                    });
+                }
+            }
+        }
+        // A handle exists only where all three committed: a table that a
+        // node crash left on one or two nodes is not usable and not listed.
+        let common: Vec<TableSummary> = lists[0]
+            .iter()
+            .filter(|t| lists[1].contains(t) && lists[2].contains(t))
+            .cloned()
+            .collect();
+        Ok(common)
+    }
+
+    /// Public metadata of one table.
+    pub fn get_table(&self, handle: &Handle) -> Result<TableSummary, ClientError> {
+        self.tables()?
+            .into_iter()
+            .find(|t| t.handle == *handle)
+            .ok_or_else(|| ClientError::Usage(format!("no table with handle {handle}")))
+    }
+
+    /// Opens the three sealed replies and reconstructs, checking that each
+    /// component is reported the same by both nodes holding it.
+    fn reconstruct(
+        request: &SignedRequest,
+        secret: &ResultSecret,
+        replies: [Reply; 3],
+    ) -> Result<Vec<u64>, ClientError> {
+        Client::refusals(&replies)?;
+        let mut shares = Vec::new();
+        for (node, reply) in replies.into_iter().enumerate() {
+            let Reply::Sealed {
+                ephemeral_public,
+                ciphertext,
+            } = reply
+            else {
+                return Err(ClientError::Misbehaving {
+                    node,
+                    problem: "answered with something other than a sealed result".into(),
+                });
+            };
+            let context = ResultContext {
+                request: request.digest(),
+                node: node as u32,
+                output: 0,
+            };
+            let sealed = Sealed {
+                ephemeral_public: X25519Public::from_bytes(ephemeral_public),
+                ciphertext,
+            };
+            let plain = triad_auth::open(secret, &context.to_bytes(), &sealed).map_err(|_| {
+                ClientError::Misbehaving {
+                    node,
+                    problem: "its sealed result does not open".into(),
+                }
+            })?;
+            let result: ResultShares =
+                api::decode(&plain).map_err(|e| ClientError::Misbehaving {
+                    node,
+                    problem: format!("unreadable result: {e}"),
+                })?;
+            shares.push(result);
+        }
+        let len = shares[0].own.len();
+        for (node, s) in shares.iter().enumerate() {
+            if s.own.len() != len || s.next.len() != len {
+                return Err(ClientError::Misbehaving {
+                    node,
+                    problem: "result of the wrong length".into(),
+                });
+            }
+        }
+        // Component c is node c's own and node c-1's next.
+        let agree: Vec<bool> = (0..3)
+            .map(|c| shares[c].own == shares[(c + 2) % 3].next)
+            .collect();
+        let bad: Vec<usize> = (0..3).filter(|&c| !agree[c]).collect();
+        let holders = |c: usize| [c, (c + 2) % 3];
+        match bad[..] {
+            [] => {}
+            [c] => {
+                return Err(ClientError::Disagreement(format!(
+                    "nodes {} and {} report different values for component {c}",
+                    holders(c)[0],
+                    holders(c)[1]
+                )));
+            }
+            [a, b] => {
+                // The node holding both broken components is the liar.
+                let node = holders(a)
+                    .into_iter()
+                    .find(|n| holders(b).contains(n))
+                    .unwrap_or(a);
+                return Err(ClientError::Misbehaving {
+                    node,
+                    problem: "its result shares disagree with both other nodes".into(),
+                });
+            }
+            _ => {
+                return Err(ClientError::Disagreement(
+                    "the result shares of the three nodes do not fit together".into(),
+                ));
+            }
+        }
+        Ok((0..len)
+            .map(|i| {
+                shares[0].own[i]
+                    .wrapping_add(shares[1].own[i])
+                    .wrapping_add(shares[2].own[i])
+            })
+            .collect())
+    }
+
+    /// The sum of a column, revealed to this client only. Sums wrap modulo
+    /// 2^64 and are read as signed.
+    pub fn sum(&self, handle: &Handle, column: &str) -> Result<i64, ClientError> {
+        let body = Body::Sum {
+            handle: *handle,
+            column: column.to_owned(),
+        };
+        let (request, secret) = self.sign(&body)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        let values = Client::reconstruct(&request, &secret, replies)?;
+        values
+            .first()
+            .map(|v| *v as i64)
+            .ok_or_else(|| ClientError::Disagreement("empty result".into()))
+    }
+
+    /// The number of rows, or of non-null values of `column`.
+    pub fn count(&self, handle: &Handle, column: Option<&str>) -> Result<u64, ClientError> {
+        let body = Body::Count {
+            handle: *handle,
+            column: column.map(str::to_owned),
+        };
+        let (request, secret) = self.sign(&body)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        if replies.iter().any(|r| matches!(r, Reply::Sealed { .. })) {
+            let values = Client::reconstruct(&request, &secret, replies)?;
+            return values
+                .first()
+                .copied()
+                .ok_or_else(|| ClientError::Disagreement("empty result".into()));
+        }
+        Client::refusals(&replies)?;
+        let counts: Vec<Option<u64>> = replies
+            .iter()
+            .map(|r| match r {
+                Reply::Count(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        match counts[..] {
+            [Some(a), Some(b), Some(c)] if a == b && b == c => Ok(a),
+            _ => Err(ClientError::Disagreement(
+                "the nodes report different row counts".into(),
+            )),
+        }
+    }
+
+    /// Deletes a table on all three nodes.
+    pub fn delete(&self, handle: &Handle) -> Result<(), ClientError> {
+        let body = Body::Delete { handle: *handle };
+        let (request, _) = self.sign(&body)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        Client::refusals(&replies)?;
+        for (node, reply) in replies.iter().enumerate() {
+            if !matches!(reply, Reply::Deleted) {
+                return Err(ClientError::Misbehaving {
+                    node,
+                    problem: "answered a deletion with something else".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the links.
+    pub fn close(self) {
+        let Client { runtime, links, .. } = self;
+        runtime.block_on(async {
+            for link in links {
+                link.close().await;
+            }
+        });
+    }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut set = Vec::with_capacity(futures.len());
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+impl crate::schema::Schema {
+    /// The schema as the nodes store it.
+    pub fn to_store_schema(&self) -> Vec<ColumnSchema> {
+        self.columns
+            .iter()
+            .map(|c| ColumnSchema {
+                name: c.name.clone(),
+                type_tag: c.type_tag(),
+                min: c.min,
+                max: c.max,
+                nullable: c.nullable,
+            })
+            .collect()
+    }
+}

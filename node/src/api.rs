@@ -1,0 +1,282 @@
+//! What clients and nodes say to each other: the request bodies a user
+//! signs, what travels with them, and the replies.
+//!
+//! Every call starts with a [`CallHeader`] (bincode 2.0.1, standard
+//! configuration), followed for uploads by the explicit share vectors as
+//! raw little-endian words, in column order, `own` before `next`. The node
+//! answers with one [`Reply`]. The signed [`Request`](triad_auth::Request)
+//! covers the digest of the [`Body`], so a node and the client agree on
+//! what was asked; the upload payload differs per node (each gets other
+//! components) and is bound to the body by the nodes' cross-check of the
+//! component digests instead.
+
+use serde::{Deserialize, Serialize};
+use triad_auth::Digest as BodyDigest;
+
+use crate::store::{ColumnSchema, Handle, TableInfo, UploadId};
+
+/// Version of this message set; a node refuses calls of another version.
+pub const API_VERSION: u32 = 1;
+
+/// The largest call header a node reads (a schema of many columns fits
+/// easily; share vectors do not travel in it).
+pub const HEADER_BYTES_MAX: usize = 4 << 20;
+
+/// The largest reply a client reads.
+pub const REPLY_BYTES_MAX: usize = 64 << 20;
+
+/// What a request asks for. Its digest is what the user signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Stage and commit a new table.
+    Upload(UploadBody),
+    /// Public metadata of every table.
+    ListTables,
+    /// The sum of one share column, revealed to the requester.
+    Sum {
+        /// The table.
+        handle: Handle,
+        /// A share column of it.
+        column: String,
+    },
+    /// The number of rows, or of non-null rows of a nullable column.
+    Count {
+        /// The table.
+        handle: Handle,
+        /// A schema column; `None` counts all rows (public anyway).
+        column: Option<String>,
+    },
+    /// Remove a table from all three nodes.
+    Delete {
+        /// The table.
+        handle: Handle,
+    },
+}
+
+impl Body {
+    /// The digest a request signs: BLAKE3 over the canonical encoding.
+    pub fn digest(&self) -> BodyDigest {
+        BodyDigest::of(&encode(self))
+    }
+
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Upload(_) => "upload",
+            Body::ListTables => "tables",
+            Body::Sum { .. } => "sum",
+            Body::Count { .. } => "count",
+            Body::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// The public part of an upload, the same on all three nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBody {
+    /// Chosen by the client, unique per upload.
+    pub upload_id: UploadId,
+    /// The schema, with declared ranges.
+    pub schema: Vec<ColumnSchema>,
+    /// Row count.
+    pub rows: u64,
+    /// Share column names, in the order the payload carries them.
+    pub columns: Vec<String>,
+}
+
+/// Where one component of one share column comes from.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ComponentSource {
+    /// Expanded on the node from this seed (see `triad_ring::outside`).
+    Seed([u8; 32]),
+    /// Sent as raw words after the header.
+    Explicit,
+}
+
+impl std::fmt::Debug for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentSource::Seed(_) => f.write_str("Seed(..)"),
+            ComponentSource::Explicit => f.write_str("Explicit"),
+        }
+    }
+}
+
+/// One node's part of an upload. Secret: seeds and digest keys; never
+/// logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPayload {
+    /// Digest key of this node's `own` component.
+    pub own_key: [u8; 32],
+    /// Digest key of this node's `next` component.
+    pub next_key: [u8; 32],
+    /// Per share column: (`own`, `next`).
+    pub columns: Vec<(ComponentSource, ComponentSource)>,
+}
+
+impl std::fmt::Debug for UploadPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadPayload")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first message of every call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallHeader {
+    /// [`API_VERSION`] of the client.
+    pub api_version: u32,
+    /// The signed request, as `SignedRequest::to_bytes`.
+    pub request: Vec<u8>,
+    /// What it asks for; its digest must be the request's `body`.
+    pub body: Body,
+    /// For uploads, this node's components.
+    pub payload: Option<UploadPayload>,
+}
+
+/// Public metadata of a table, as `tables` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSummary {
+    /// Its handle.
+    pub handle: Handle,
+    /// The owner's public key (hex).
+    pub owner: String,
+    /// Rows.
+    pub rows: u64,
+    /// Commit time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Schema with declared ranges.
+    pub schema: Vec<ColumnSchema>,
+}
+
+impl From<&TableInfo> for TableSummary {
+    fn from(info: &TableInfo) -> TableSummary {
+        TableSummary {
+            handle: info.handle,
+            owner: info.owner.as_str().to_owned(),
+            rows: info.rows,
+            created_at: info.created_at,
+            schema: info.schema.clone(),
+        }
+    }
+}
+
+/// A node's answer to a call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    /// The upload committed on all three nodes.
+    Uploaded {
+        /// The new table's handle.
+        handle: Handle,
+        /// Its rows.
+        rows: u64,
+        /// Seconds this node spent agreeing, cross-checking and committing
+        /// (the rest of the call was transfer and staging).
+        commit_seconds: f64,
+    },
+    /// Public metadata of the tables this node holds.
+    Tables(Vec<TableSummary>),
+    /// This node's result components, sealed to the request's result key.
+    /// Opened, they are [`ResultShares`].
+    Sealed {
+        /// The sealing's ephemeral public key.
+        ephemeral_public: [u8; 32],
+        /// The ciphertext.
+        ciphertext: Vec<u8>,
+    },
+    /// A public count (a table's row count is public).
+    Count(u64),
+    /// The table is gone from this node.
+    Deleted,
+    /// The request was refused or failed; nothing was committed.
+    Refused(ApiError),
+}
+
+/// A node's result components: for node `i`, the values' components `i`
+/// and `i + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultShares {
+    /// Component `i`.
+    pub own: Vec<u64>,
+    /// Component `i + 1`.
+    pub next: Vec<u64>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Malformed call, wrong version, body not matching the signature.
+    BadRequest,
+    /// Unknown key, bad signature, wrong deployment, or not allowed for
+    /// this user.
+    Unauthorized,
+    /// The nonce was seen before.
+    Replayed,
+    /// Issued too long ago or in the future.
+    Expired,
+    /// No table with that handle.
+    UnknownHandle,
+    /// No column of that name.
+    UnknownColumn,
+    /// The three nodes did not all receive this request.
+    NotAgreed,
+    /// The nodes' components of the upload do not match.
+    CrossCheckFailed,
+    /// A peer node is unreachable.
+    PeerUnavailable,
+    /// The query would exceed the node's memory budget.
+    MemoryBudget,
+    /// Reading or writing shares failed (a corrupted file ends here).
+    Storage,
+    /// Anything else on the node.
+    Internal,
+}
+
+/// A refusal, with a message that names what was wrong and never carries
+/// a value, key or share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The kind.
+    pub kind: ErrorKind,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// The canonical encoding of any message here.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for these types (no maps with
+    // non-string keys, no unsized sequences).
+    bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+}
+
+/// Decodes a message, refusing trailing bytes.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The limit stops a forged length prefix from allocating more than
+    // the message could hold.
+    let limited = config().with_limit::<REPLY_BYTES_MAX>();
+    let (value, used) = bincode::serde::decode_from_slice(bytes, limited)
+        .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("malformed message: {e}")))?;
+    if used != bytes.len() {
+        return Err(ApiError::new(
+            ErrorKind::BadRequest,
+            format!("{} trailing bytes after the message", bytes.len() - used),
+        ));
+    }
+    Ok(value)
+}

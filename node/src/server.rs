@@ -1,0 +1,1141 @@
+//! The running node: client calls on tokio, agreement and execution on
+//! one engine thread that owns the link to the other two nodes.
+//!
+//! # Life of a request
+//!
+//! 1. A client call arrives (`handle_call`): the header is decoded, the
+//!    signature, deployment, signer, age and nonce are checked, and the
+//!    body is checked against the signed digest. Uploads read this node's
+//!    components, expand the seeds and stage them on disk here, in
+//!    parallel with other calls.
+//! 2. The call becomes a `Job` queued for the engine and waits for its
+//!    reply.
+//! 3. The engine of node 0 picks jobs in arrival order and announces each
+//!    by its request digest; all three nodes then tell each other whether
+//!    they hold a request with that digest (waiting a bounded time for a
+//!    late copy). Unless all three do, each refuses it: this is how the
+//!    nodes know they all received the same signed request.
+//! 4. All three execute it, exchanging what the operation needs (upload
+//!    reports, table digests, status), and each answers its client.
+//!
+//! When idle, node 0 announces a tick every second, which all three
+//! acknowledge to each other; so a dead link is noticed within the idle
+//! timeout, and the engine then re-forms the mesh, refusing requests with
+//! `PeerUnavailable` until it is back.
+
+// Store errors name table, column and file by value (see `store`); they
+// sit on cold paths, and boxing them would only hide them from matching.
+#![allow(clippy::result_large_err)]
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use triad_auth::{
+    AuthError, NonceStore, RequestDigest, ResultContext, SignedRequest, UserPublicKey,
+};
+use triad_net::{
+    Call, ClientConnection, ClientListener, LinkConfig, MeshConfig, MeshListener, NodeIdentity,
+    PeerConfig, QuicTransport,
+};
+use triad_ring::{Arith, PartyId, Transport, TransportError};
+
+use crate::api::{
+    self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares,
+    TableSummary, UploadBody, UploadPayload,
+};
+use crate::config::{Config, Role};
+use crate::store::{
+    AgreedUpload, ComponentKeys, Handle, OwnerKey, StagedUpload, Store, StoreError, TableInfo,
+    Upload, combine, handle_for,
+};
+
+/// Why the node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys or certificates could not be loaded, or the network set up.
+    #[error(transparent)]
+    Net(#[from] triad_net::NetError),
+    /// The client port could not be opened.
+    #[error(transparent)]
+    Link(#[from] triad_net::LinkError),
+    /// The nonce store could not be opened.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A runtime or thread could not be started.
+    #[error("starting {what}: {source}")]
+    Start {
+        /// What.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A verified request waiting for the engine.
+struct Job {
+    digest: RequestDigest,
+    request: SignedRequest,
+    body: Body,
+    /// For uploads: this node's staging report, or why staging failed.
+    staged: Option<Result<StagedUpload, ApiError>>,
+    reply: tokio::sync::oneshot::Sender<Reply>,
+    received: Instant,
+}
+
+/// What the node's parts share.
+struct Shared {
+    config: Config,
+    store: Store,
+    nonces: Mutex<NonceStore>,
+    pool: rayon::ThreadPool,
+    /// Whether the mesh is up: calls are refused at once while it is not.
+    mesh_up: AtomicBool,
+    stopping: AtomicBool,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    client_addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    _runtime: tokio::runtime::Runtime,
+    _engine: std::thread::JoinHandle<()>,
+    listener: Arc<ClientListener>,
+}
+
+impl Node {
+    /// Opens the store, binds the client port and starts the engine.
+    pub fn start(config: Config) -> Result<Node, NodeError> {
+        let store = Store::open(&config.data_dir, config.party)?;
+        let nonces = NonceStore::open(&config.data_dir.join("nonces"))?;
+        let identity = NodeIdentity::load(&config.certificate, &config.key)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.file.threads.compute)
+            .thread_name(|i| format!("triad-compute-{i}"))
+            .build()
+            .map_err(|e| NodeError::Start {
+                what: "the compute pool",
+                source: std::io::Error::other(e),
+            })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.file.threads.client)
+            .thread_name("triad-client")
+            .enable_all()
+            .build()
+            .map_err(|source| NodeError::Start {
+                what: "the client runtime",
+                source,
+            })?;
+        let link = LinkConfig {
+            idle_timeout: Duration::from_millis(config.file.limits.peer_timeout_ms.max(30_000)),
+            ..LinkConfig::default()
+        };
+        let listener = {
+            let _guard = runtime.enter();
+            Arc::new(ClientListener::bind(
+                config.file.client_listen,
+                &identity,
+                link,
+            )?)
+        };
+        let client_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            nonces: Mutex::new(nonces),
+            pool,
+            mesh_up: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        });
+        tracing::info!(
+            node = shared.config.party.index(),
+            %client_addr,
+            tables = shared.store.tables().len(),
+            "node started"
+        );
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+        let engine = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("triad-engine".into())
+                .spawn(move || engine_main(&shared, identity, jobs_rx))
+                .map_err(|source| NodeError::Start {
+                    what: "the engine thread",
+                    source,
+                })?
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let listener = listener.clone();
+            let shared = shared.clone();
+            runtime.spawn(async move {
+                while let Some(connection) = listener.accept().await {
+                    let shared = shared.clone();
+                    let jobs = jobs_tx.clone();
+                    tokio::spawn(serve_connection(shared, connection, jobs));
+                }
+                shared.stopping.store(true, Ordering::SeqCst);
+            });
+        }
+        Ok(Node {
+            client_addr,
+            stop,
+            _runtime: runtime,
+            _engine: engine,
+            listener,
+        })
+    }
+
+    /// The bound client address.
+    pub fn client_addr(&self) -> std::net::SocketAddr {
+        self.client_addr
+    }
+
+    /// Blocks until `stop` is called from elsewhere or the process is
+    /// signalled.
+    pub fn wait(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A flag that stops [`Node::wait`].
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.listener.close();
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, connection: ClientConnection, jobs: Sender<Job>) {
+    while let Some(call) = connection.accept_call().await {
+        let shared = shared.clone();
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            let mut call = call;
+            let reply = match handle_call(&shared, &mut call, &jobs).await {
+                Ok(reply) => reply,
+                Err(error) => {
+                    tracing::info!(kind = ?error.kind, %error, "request refused");
+                    Reply::Refused(error)
+                }
+            };
+            if let Err(error) = call.write_message(&api::encode(&reply)).await {
+                tracing::info!(%error, "reply not delivered");
+            }
+            let _ = call.finish();
+        });
+    }
+}
+
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+    ApiError::new(kind, message)
+}
+
+fn auth_error(error: AuthError) -> ApiError {
+    let kind = match &error {
+        AuthError::Replay { .. } => ErrorKind::Replayed,
+        AuthError::RequestTooOld { .. } | AuthError::RequestFromFuture { .. } => ErrorKind::Expired,
+        AuthError::BadSignature { .. }
+        | AuthError::InvalidPublicKey { .. }
+        | AuthError::WeakResultKey { .. }
+        | AuthError::SignerMismatch { .. } => ErrorKind::Unauthorized,
+        AuthError::RequestVersion { .. }
+        | AuthError::RequestTooLong { .. }
+        | AuthError::RequestDecode(_)
+        | AuthError::RequestTrailingBytes { .. } => ErrorKind::BadRequest,
+        _ => ErrorKind::Internal,
+    };
+    ApiError::new(kind, error.to_string())
+}
+
+fn store_error_kind(error: &StoreError) -> ErrorKind {
+    match error {
+        StoreError::UnknownTable { .. } => ErrorKind::UnknownHandle,
+        StoreError::UnknownColumn { .. } => ErrorKind::UnknownColumn,
+        StoreError::CrossCheck { .. } => ErrorKind::CrossCheckFailed,
+        _ => ErrorKind::Storage,
+    }
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    ApiError::new(store_error_kind(&error), error.to_string())
+}
+
+/// Checks one call and turns it into a reply (directly, or through the
+/// engine).
+async fn handle_call(
+    shared: &Arc<Shared>,
+    call: &mut Call,
+    jobs: &Sender<Job>,
+) -> Result<Reply, ApiError> {
+    let config = &shared.config;
+    let bytes = call
+        .read_message(api::HEADER_BYTES_MAX)
+        .await
+        .map_err(|e| refuse(ErrorKind::BadRequest, e.to_string()))?
+        .ok_or_else(|| refuse(ErrorKind::BadRequest, "empty call"))?;
+    let header: CallHeader = api::decode(&bytes)?;
+    if header.api_version != api::API_VERSION {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!(
+                "client speaks API version {}, this node {}",
+                header.api_version,
+                api::API_VERSION
+            ),
+        ));
+    }
+    let request = SignedRequest::from_bytes(&header.request).map_err(auth_error)?;
+    let signer = request.request.signer;
+    if request.request.deployment != config.deployment {
+        return Err(refuse(
+            ErrorKind::Unauthorized,
+            format!(
+                "request for deployment {}, this node serves {}",
+                request.request.deployment, config.deployment
+            ),
+        ));
+    }
+    let Some(user) = config.user(&signer) else {
+        return Err(refuse(
+            ErrorKind::Unauthorized,
+            format!("unknown key {}", signer.fingerprint()),
+        ));
+    };
+    if header.body.digest() != request.request.body {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            "the body does not match the signed digest",
+        ));
+    }
+    {
+        let window = config.file.limits.request_max_age_secs;
+        let mut nonces = shared
+            .nonces
+            .lock()
+            .map_err(|_| refuse(ErrorKind::Internal, "nonce store unavailable"))?;
+        // Verifies the signature before recording the nonce.
+        nonces
+            .check_and_record(&request, now_secs(), window)
+            .map_err(auth_error)?;
+    }
+    let digest = request.digest();
+    tracing::info!(
+        request = %digest,
+        kind = header.body.kind(),
+        user = %user.name,
+        "request accepted"
+    );
+    let owner = || -> Result<(), ApiError> {
+        if user.roles.contains(&Role::Owner) {
+            Ok(())
+        } else {
+            Err(refuse(
+                ErrorKind::Unauthorized,
+                format!("user {:?} is not a data owner", user.name),
+            ))
+        }
+    };
+    let staged = match &header.body {
+        // Goes through the engine like every request, so a listing also
+        // tells the client that the three nodes are connected.
+        Body::ListTables => None,
+        Body::Upload(body) => {
+            owner()?;
+            let payload = header
+                .payload
+                .clone()
+                .ok_or_else(|| refuse(ErrorKind::BadRequest, "upload without payload"))?;
+            Some(stage_upload(shared, call, &signer, body, payload).await)
+        }
+        Body::Sum { handle, .. } | Body::Count { handle, .. } | Body::Delete { handle } => {
+            let table = shared.store.table(handle).map_err(store_error)?;
+            if table.owner.as_str() != hex(signer.as_bytes()) {
+                return Err(refuse(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "table {handle} belongs to another user; analysts query it through approved scripts"
+                    ),
+                ));
+            }
+            if let Body::Sum { column, .. } = &header.body {
+                if !table.columns.iter().any(|c| &c.name == column) {
+                    return Err(refuse(
+                        ErrorKind::UnknownColumn,
+                        format!("table {handle} has no column {column:?}"),
+                    ));
+                }
+                check_budget(shared, table.rows.saturating_mul(16))?;
+            }
+            if let Body::Count {
+                column: Some(column),
+                ..
+            } = &header.body
+                && !table.schema.iter().any(|c| &c.name == column)
+            {
+                return Err(refuse(
+                    ErrorKind::UnknownColumn,
+                    format!("table {handle} has no column {column:?}"),
+                ));
+            }
+            None
+        }
+    };
+    if !shared.mesh_up.load(Ordering::SeqCst) {
+        if let Some(Ok(report)) = &staged {
+            let _ = shared.store.abort(&report.upload_id);
+        }
+        return Err(refuse(
+            ErrorKind::PeerUnavailable,
+            "this node is not connected to both other nodes",
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = Job {
+        digest,
+        request,
+        body: header.body,
+        staged,
+        reply: tx,
+        received: Instant::now(),
+    };
+    jobs.send(job)
+        .map_err(|_| refuse(ErrorKind::Internal, "the node is stopping"))?;
+    rx.await
+        .map_err(|_| refuse(ErrorKind::Internal, "the request was dropped"))
+}
+
+fn check_budget(shared: &Shared, bytes: u64) -> Result<(), ApiError> {
+    let budget = shared.config.file.limits.memory_budget_bytes;
+    if bytes > budget {
+        return Err(refuse(
+            ErrorKind::MemoryBudget,
+            format!(
+                "the request needs about {bytes} bytes of shares, above this node's memory budget of {budget} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads this node's components, expands seeds and stages the upload.
+async fn stage_upload(
+    shared: &Arc<Shared>,
+    call: &mut Call,
+    signer: &UserPublicKey,
+    body: &UploadBody,
+    payload: UploadPayload,
+) -> Result<StagedUpload, ApiError> {
+    let limits = &shared.config.file.limits;
+    if body.rows > limits.rows_max {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!("{} rows, above the limit of {}", body.rows, limits.rows_max),
+        ));
+    }
+    if payload.columns.len() != body.columns.len() {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!(
+                "payload has {} columns, the body names {}",
+                payload.columns.len(),
+                body.columns.len()
+            ),
+        ));
+    }
+    check_budget(
+        shared,
+        body.rows
+            .saturating_mul(16)
+            .saturating_mul(body.columns.len() as u64),
+    )?;
+    let rows = body.rows;
+    let mut received = Vec::with_capacity(body.columns.len());
+    for (own, next) in &payload.columns {
+        let seed = |source: &ComponentSource| match source {
+            ComponentSource::Seed(seed) => Some(*seed),
+            ComponentSource::Explicit => None,
+        };
+        let own_seed = seed(own);
+        let next_seed = seed(next);
+        let own_words = match own_seed {
+            None => Some(
+                call.read_words(rows, limits.rows_max)
+                    .await
+                    .map_err(|e| refuse(ErrorKind::BadRequest, e.to_string()))?,
+            ),
+            Some(_) => None,
+        };
+        let next_words = match next_seed {
+            None => Some(
+                call.read_words(rows, limits.rows_max)
+                    .await
+                    .map_err(|e| refuse(ErrorKind::BadRequest, e.to_string()))?,
+            ),
+            Some(_) => None,
+        };
+        received.push((own_seed, own_words, next_seed, next_words));
+    }
+    let shared2 = shared.clone();
+    let upload_id = body.upload_id.clone();
+    let owner: OwnerKey = hex(signer.as_bytes())
+        .parse()
+        .map_err(|e| refuse(ErrorKind::Internal, format!("owner key: {e}")))?;
+    let schema = body.schema.clone();
+    let names = body.columns.clone();
+    let keys = ComponentKeys {
+        own: payload.own_key,
+        next: payload.next_key,
+    };
+    tokio::task::spawn_blocking(move || {
+        let shared = shared2;
+        let columns: Vec<(String, Arith)> = shared
+            .pool
+            .install(|| {
+                use rayon::prelude::*;
+                received
+                    .into_par_iter()
+                    .zip(names.into_par_iter())
+                    .map(|((own_seed, own, next_seed, next), name)| {
+                        let expand = |seed: Option<[u8; 32]>, words: Option<Vec<u64>>| match seed {
+                            Some(seed) => triad_ring::outside::expand(&seed, rows as usize),
+                            None => words.unwrap_or_default(),
+                        };
+                        let own = expand(own_seed, own);
+                        let next = expand(next_seed, next);
+                        Arith::from_components(own, next).map(|a| (name, a))
+                    })
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(|e| refuse(ErrorKind::BadRequest, e.to_string()))?;
+        let upload = Upload {
+            upload_id,
+            owner,
+            schema,
+            rows,
+            keys,
+            columns,
+        };
+        shared.store.stage(&upload).map_err(store_error)
+    })
+    .await
+    .map_err(|_| refuse(ErrorKind::Internal, "staging task failed"))?
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The engine: one thread, the mesh, agreement and execution.
+
+/// Node 0's announcement of what the three do next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Control {
+    Tick,
+    Run([u8; 32]),
+}
+
+/// What each node tells the other two after an announcement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+enum Ack {
+    Tick,
+    Have([u8; 32]),
+    Missing([u8; 32]),
+}
+
+/// A failure of the link to the other nodes: the mesh is re-formed.
+#[derive(Debug, thiserror::Error)]
+enum MeshLost {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("malformed message from {peer}")]
+    Malformed { peer: PartyId },
+    #[error("out of step with {peer}")]
+    OutOfStep { peer: PartyId },
+}
+
+struct Mesh {
+    transport: QuicTransport,
+    me: PartyId,
+}
+
+impl Mesh {
+    fn others(&self) -> [PartyId; 2] {
+        [self.me.next(), self.me.prev()]
+    }
+
+    fn send<T: Serialize>(&mut self, to: PartyId, value: &T) -> Result<(), MeshLost> {
+        self.transport
+            .send(to, bytes_to_words(&api::encode(value)))?;
+        Ok(())
+    }
+
+    fn recv<T: for<'de> Deserialize<'de>>(&mut self, from: PartyId) -> Result<T, MeshLost> {
+        let words = self.transport.recv(from)?;
+        let bytes = words_to_bytes(&words).ok_or(MeshLost::Malformed { peer: from })?;
+        api::decode(&bytes).map_err(|_| MeshLost::Malformed { peer: from })
+    }
+
+    /// Sends `value` to both others and returns what each sent, indexed by
+    /// party (this node's own slot holds `value`).
+    fn exchange<T: Serialize + for<'de> Deserialize<'de> + Clone>(
+        &mut self,
+        value: &T,
+    ) -> Result<[T; 3], MeshLost> {
+        let others = self.others();
+        for peer in others {
+            self.send(peer, value)?;
+        }
+        let a: T = self.recv(others[0])?;
+        let b: T = self.recv(others[1])?;
+        let mut out = [value.clone(), value.clone(), value.clone()];
+        out[others[0].index()] = a;
+        out[others[1].index()] = b;
+        Ok(out)
+    }
+}
+
+fn bytes_to_words(bytes: &[u8]) -> Vec<u64> {
+    let mut words = Vec::with_capacity(1 + bytes.len().div_ceil(8));
+    words.push(bytes.len() as u64);
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        words.push(u64::from_le_bytes(word));
+    }
+    words
+}
+
+fn words_to_bytes(words: &[u64]) -> Option<Vec<u8>> {
+    let (&len, rest) = words.split_first()?;
+    let len = usize::try_from(len).ok()?;
+    if len.div_ceil(8) != rest.len() {
+        return None;
+    }
+    let mut bytes: Vec<u8> = rest.iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.truncate(len);
+    Some(bytes)
+}
+
+fn mesh_config(shared: &Shared, identity: NodeIdentity) -> Result<MeshConfig, triad_net::NetError> {
+    let config = &shared.config;
+    let mut peers = Vec::new();
+    for peer in &config.peers {
+        peers.push(PeerConfig {
+            party: PartyId::from_index(peer.node).unwrap_or(PartyId::P0),
+            address: Some(peer.address),
+            certificate: triad_net::load_certificate(&peer.certificate)?,
+        });
+    }
+    let [a, b]: [PeerConfig; 2] = peers
+        .try_into()
+        .map_err(|_| triad_net::ConfigProblem::NoWorkerThreads)?;
+    let mut mesh = MeshConfig::new(config.party, config.file.listen, identity, [a, b]);
+    mesh.connect_timeout = Duration::from_secs(5);
+    mesh.recv_timeout = Some(config.peer_timeout());
+    mesh.idle_timeout = Duration::from_millis(config.file.limits.idle_timeout_ms);
+    mesh.worker_threads = config.file.threads.network;
+    Ok(mesh)
+}
+
+fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>) {
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut last_cleanup = Instant::now();
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let transport = mesh_config(shared, identity.clone())
+            .and_then(MeshListener::bind)
+            .and_then(MeshListener::connect);
+        let transport = match transport {
+            Ok(t) => t,
+            Err(error) => {
+                tracing::info!(%error, "mesh not formed; retrying");
+                refuse_all(&jobs, &mut queue, "the other nodes are not reachable");
+                std::thread::sleep(Duration::from_millis(300));
+                continue;
+            }
+        };
+        tracing::info!("connected to both other nodes");
+        let mut mesh = Mesh {
+            transport,
+            me: shared.config.party,
+        };
+        shared.mesh_up.store(true, Ordering::SeqCst);
+        let lost = serve(shared, &mut mesh, &jobs, &mut queue, &mut last_cleanup);
+        shared.mesh_up.store(false, Ordering::SeqCst);
+        tracing::warn!(error = %lost, "lost the mesh; re-forming");
+        mesh.transport.abort();
+        refuse_all(
+            &jobs,
+            &mut queue,
+            "a node became unreachable during the request",
+        );
+    }
+}
+
+fn refuse_all(jobs: &Receiver<Job>, queue: &mut VecDeque<Job>, why: &str) {
+    queue.extend(jobs.try_iter());
+    for job in queue.drain(..) {
+        abort_staged(None, &job);
+        let _ = job
+            .reply
+            .send(Reply::Refused(refuse(ErrorKind::PeerUnavailable, why)));
+    }
+}
+
+fn abort_staged(store: Option<&Store>, job: &Job) {
+    if let (Some(store), Some(Ok(report))) = (store, &job.staged) {
+        let _ = store.abort(&report.upload_id);
+    }
+}
+
+const TICK: Duration = Duration::from_secs(1);
+
+fn serve(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    jobs: &Receiver<Job>,
+    queue: &mut VecDeque<Job>,
+    last_cleanup: &mut Instant,
+) -> MeshLost {
+    let agree_timeout = Duration::from_millis(shared.config.file.limits.agree_timeout_ms);
+    loop {
+        let control = if mesh.me == PartyId::P0 {
+            let next = match queue.pop_front() {
+                Some(job) => Some(job),
+                None => match jobs.recv_timeout(TICK) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return MeshLost::OutOfStep { peer: mesh.me };
+                    }
+                },
+            };
+            let control = match &next {
+                Some(job) => Control::Run(*job.digest.as_bytes()),
+                None => Control::Tick,
+            };
+            if let Some(job) = next {
+                queue.push_front(job);
+            }
+            for peer in mesh.others() {
+                if let Err(e) = mesh.send(peer, &control) {
+                    return e;
+                }
+            }
+            control
+        } else {
+            match mesh.recv::<Control>(PartyId::P0) {
+                Ok(c) => c,
+                Err(e) => return e,
+            }
+        };
+        let result = match control {
+            Control::Tick => tick(shared, mesh, jobs, queue, last_cleanup),
+            Control::Run(digest) => run_one(shared, mesh, jobs, queue, digest, agree_timeout),
+        };
+        if let Err(e) = result {
+            return e;
+        }
+    }
+}
+
+fn tick(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    jobs: &Receiver<Job>,
+    queue: &mut VecDeque<Job>,
+    last_cleanup: &mut Instant,
+) -> Result<(), MeshLost> {
+    let acks = mesh.exchange(&Ack::Tick)?;
+    for (party, ack) in acks.iter().enumerate() {
+        if *ack != Ack::Tick {
+            return Err(MeshLost::OutOfStep {
+                peer: PartyId::from_index(party).unwrap_or(PartyId::P0),
+            });
+        }
+    }
+    // Requests no other node announced in time never will be.
+    queue.extend(jobs.try_iter());
+    let limit = Duration::from_millis(shared.config.file.limits.agree_timeout_ms) * 3;
+    let mut kept = VecDeque::new();
+    for job in queue.drain(..) {
+        if job.received.elapsed() > limit {
+            abort_staged(Some(&shared.store), &job);
+            let _ = job.reply.send(Reply::Refused(refuse(
+                ErrorKind::NotAgreed,
+                "the other nodes never received this request",
+            )));
+        } else {
+            kept.push_back(job);
+        }
+    }
+    *queue = kept;
+    if last_cleanup.elapsed() > Duration::from_secs(60) {
+        *last_cleanup = Instant::now();
+        let timeout = Duration::from_secs(shared.config.file.limits.staging_timeout_secs);
+        match shared.store.cleanup_staging(timeout, SystemTime::now()) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(uploads = removed.len(), "removed stale staged uploads");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "staging clean-up failed"),
+        }
+        if let Ok(mut nonces) = shared.nonces.lock() {
+            let window = shared.config.file.limits.request_max_age_secs;
+            if let Err(error) = nonces.compact(now_secs(), window) {
+                tracing::warn!(%error, "nonce store compaction failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_one(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    jobs: &Receiver<Job>,
+    queue: &mut VecDeque<Job>,
+    digest: [u8; 32],
+    agree_timeout: Duration,
+) -> Result<(), MeshLost> {
+    let deadline = Instant::now() + agree_timeout;
+    let mut job = None;
+    loop {
+        queue.extend(jobs.try_iter());
+        if let Some(position) = queue.iter().position(|j| *j.digest.as_bytes() == digest) {
+            job = queue.remove(position);
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match jobs.recv_timeout(left) {
+            Ok(j) => queue.push_back(j),
+            Err(RecvTimeoutError::Timeout) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let ack = if job.is_some() {
+        Ack::Have(digest)
+    } else {
+        Ack::Missing(digest)
+    };
+    let acks = match mesh.exchange(&ack) {
+        Ok(acks) => acks,
+        Err(lost) => {
+            if let Some(job) = job {
+                fail_lost(shared, job, &lost);
+            }
+            return Err(lost);
+        }
+    };
+    let all = acks.iter().all(|a| *a == Ack::Have(digest));
+    let Some(job) = job else {
+        return Ok(());
+    };
+    if !all {
+        let missing: Vec<usize> = acks
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a != Ack::Have(digest))
+            .map(|(i, _)| i)
+            .collect();
+        abort_staged(Some(&shared.store), &job);
+        let _ = job.reply.send(Reply::Refused(refuse(
+            ErrorKind::NotAgreed,
+            format!("nodes {missing:?} did not receive this request; nothing ran"),
+        )));
+        return Ok(());
+    }
+    let started = Instant::now();
+    let kind = job.body.kind();
+    let (mut reply, outcome) = match execute(shared, mesh, &job) {
+        Ok(done) => done,
+        Err(lost) => {
+            fail_lost(shared, job, &lost);
+            return Err(lost);
+        }
+    };
+    if let Reply::Uploaded { commit_seconds, .. } = &mut reply {
+        *commit_seconds = started.elapsed().as_secs_f64();
+    }
+    tracing::info!(
+        request = %job.digest,
+        kind,
+        outcome,
+        millis = started.elapsed().as_millis() as u64,
+        "request done"
+    );
+    let _ = job.reply.send(reply);
+    Ok(())
+}
+
+/// Answers a job whose run broke off because a peer went away. An upload
+/// that had not committed here is aborted; one that had stays (the other
+/// nodes may have committed too) and its owner sees it in the listing.
+fn fail_lost(shared: &Shared, job: Job, lost: &MeshLost) {
+    abort_staged(Some(&shared.store), &job);
+    let _ = job.reply.send(Reply::Refused(refuse(
+        ErrorKind::PeerUnavailable,
+        format!(
+            "a node became unreachable during the request ({lost}); retry when all three are up"
+        ),
+    )));
+}
+
+/// Status each node reports after a local step, so that all three take the
+/// same branch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Failed(String),
+}
+
+fn all_ok(statuses: &[Status; 3]) -> Result<(), String> {
+    for (party, status) in statuses.iter().enumerate() {
+        if let Status::Failed(why) = status {
+            return Err(format!("node {party}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'static str), MeshLost> {
+    let store = &shared.store;
+    match &job.body {
+        Body::Upload(_) => {
+            let mine: Result<StagedUpload, String> = match &job.staged {
+                Some(Ok(report)) => Ok(report.clone()),
+                Some(Err(e)) => Err(e.message.clone()),
+                None => Err("no staged upload".into()),
+            };
+            let reports = mesh.exchange(&mine)?;
+            let upload_id = match &job.staged {
+                Some(Ok(report)) => Some(report.upload_id.clone()),
+                _ => None,
+            };
+            let abort = |store: &Store| {
+                if let Some(id) = &upload_id {
+                    let _ = store.abort(id);
+                }
+            };
+            let mut ok = Vec::new();
+            for (party, report) in reports.iter().enumerate() {
+                match report {
+                    Ok(r) => ok.push(r),
+                    Err(why) => {
+                        abort(store);
+                        return Ok((
+                            Reply::Refused(refuse(
+                                ErrorKind::Storage,
+                                format!("node {party} could not stage the upload: {why}"),
+                            )),
+                            "stage failed",
+                        ));
+                    }
+                }
+            }
+            let agreed: AgreedUpload = match combine([ok[0], ok[1], ok[2]]) {
+                Ok(a) => a,
+                Err(error) => {
+                    abort(store);
+                    return Ok((Reply::Refused(store_error(error)), "cross-check failed"));
+                }
+            };
+            let handle = handle_for(&agreed);
+            let committed = store.commit(&agreed, now_secs());
+            let status = match &committed {
+                Ok(_) => Status::Ok,
+                Err(e) => Status::Failed(e.to_string()),
+            };
+            let statuses = mesh.exchange(&status)?;
+            if let Err(why) = all_ok(&statuses) {
+                // Roll back so the handle exists on none of the three.
+                if committed.is_ok() {
+                    let _ = store.delete(&handle);
+                } else {
+                    abort(store);
+                }
+                return Ok((
+                    Reply::Refused(refuse(ErrorKind::Storage, format!("commit failed: {why}"))),
+                    "commit failed",
+                ));
+            }
+            Ok((
+                Reply::Uploaded {
+                    handle,
+                    rows: agreed.rows,
+                    commit_seconds: 0.0,
+                },
+                "committed",
+            ))
+        }
+        Body::ListTables => {
+            let tables = store.tables().iter().map(TableSummary::from).collect();
+            Ok((Reply::Tables(tables), "listed"))
+        }
+        Body::Delete { handle } => {
+            let status = match store.delete(handle) {
+                Ok(_) => Status::Ok,
+                Err(e) => Status::Failed(e.to_string()),
+            };
+            let statuses = mesh.exchange(&status)?;
+            Ok(match all_ok(&statuses) {
+                Ok(()) => (Reply::Deleted, "deleted"),
+                Err(why) => (
+                    Reply::Refused(refuse(ErrorKind::Storage, why)),
+                    "delete failed",
+                ),
+            })
+        }
+        Body::Sum { handle, column } => {
+            reveal_sum(shared, mesh, job, handle, column).map(|r| (r, "revealed"))
+        }
+        Body::Count { handle, column } => {
+            let table = store.table(handle);
+            let nullable = match (&table, column) {
+                (Ok(t), Some(c)) => t.schema.iter().any(|s| &s.name == c && s.nullable),
+                _ => false,
+            };
+            if nullable {
+                let valid = format!("{}#valid", column.as_deref().unwrap_or_default());
+                reveal_sum(shared, mesh, job, handle, &valid).map(|r| (r, "revealed"))
+            } else {
+                let status = match &table {
+                    Ok(_) => Status::Ok,
+                    Err(e) => Status::Failed(e.to_string()),
+                };
+                let statuses = mesh.exchange(&status)?;
+                Ok(match (all_ok(&statuses), table) {
+                    (Ok(()), Ok(t)) => (Reply::Count(t.rows), "counted"),
+                    (Err(why), _) => (
+                        Reply::Refused(refuse(ErrorKind::UnknownHandle, why)),
+                        "refused",
+                    ),
+                    (_, Err(e)) => (Reply::Refused(store_error(e)), "refused"),
+                })
+            }
+        }
+    }
+}
+
+/// The digests every node records for a table: equal on all three when
+/// they hold the same table.
+fn table_fingerprint(table: &TableInfo) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("triad-node table fingerprint v1");
+    hasher.update(table.handle.as_bytes());
+    for column in &table.columns {
+        hasher.update(&(column.name.len() as u64).to_le_bytes());
+        hasher.update(column.name.as_bytes());
+        for digest in &column.digests {
+            hasher.update(digest.as_bytes());
+        }
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn reveal_sum(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    handle: &Handle,
+    column: &str,
+) -> Result<Reply, MeshLost> {
+    let store = &shared.store;
+    // Read (and verify) first, then compare: a node whose file is damaged
+    // makes all three refuse, so the client never gets a partial answer.
+    let local = store.table(handle).and_then(|table| {
+        let shares = store.read_column(handle, column)?;
+        Ok((table_fingerprint(&table), shares))
+    });
+    let status: Result<[u8; 32], String> = match &local {
+        Ok((fingerprint, _)) => Ok(*fingerprint),
+        Err(e) => Err(e.to_string()),
+    };
+    let statuses = mesh.exchange(&status)?;
+    let mut fingerprints = Vec::new();
+    for (party, status) in statuses.iter().enumerate() {
+        match status {
+            Ok(f) => fingerprints.push(*f),
+            Err(why) => {
+                let kind = match &local {
+                    Err(e) => store_error_kind(e),
+                    Ok(_) => ErrorKind::Storage,
+                };
+                return Ok(Reply::Refused(refuse(kind, format!("node {party}: {why}"))));
+            }
+        }
+    }
+    if fingerprints.iter().any(|f| *f != fingerprints[0]) {
+        return Ok(Reply::Refused(refuse(
+            ErrorKind::Storage,
+            format!("the nodes hold different versions of table {handle}"),
+        )));
+    }
+    let Ok((_, shares)) = local else {
+        return Ok(Reply::Refused(refuse(ErrorKind::Internal, "unreachable")));
+    };
+    let (own, next) = shares.components();
+    let sum = |v: &[u64]| shared.pool.install(|| parallel_sum(v));
+    let result = ResultShares {
+        own: vec![sum(own)],
+        next: vec![sum(next)],
+    };
+    Ok(seal_reply(shared, job, &result))
+}
+
+fn parallel_sum(values: &[u64]) -> u64 {
+    use rayon::prelude::*;
+    values
+        .par_chunks(1 << 16)
+        .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+        .reduce(|| 0, u64::wrapping_add)
+}
+
+fn seal_reply(shared: &Shared, job: &Job, result: &ResultShares) -> Reply {
+    let context = ResultContext {
+        request: job.digest,
+        node: shared.config.party.index() as u32,
+        output: 0,
+    };
+    match triad_auth::seal(
+        &job.request.request.result_key,
+        &context.to_bytes(),
+        &api::encode(result),
+    ) {
+        Ok(sealed) => Reply::Sealed {
+            ephemeral_public: *sealed.ephemeral_public.as_bytes(),
+            ciphertext: sealed.ciphertext,
+        },
+        Err(error) => Reply::Refused(refuse(ErrorKind::Internal, error.to_string())),
+    }
+}
