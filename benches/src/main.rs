@@ -5,6 +5,8 @@
 //! `micro --transport quic` runs the three parties as three processes of
 //! this binary (the hidden `party` subcommand) over QUIC on loopback.
 
+mod upload;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +56,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Transport::Memory)]
         transport: Transport,
     },
+    /// Upload a generated CSV through three node processes, end to end.
+    Upload {
+        /// Rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Integer columns.
+        #[arg(long, default_value_t = 8)]
+        cols: usize,
+        /// Keep the cluster's files (and node logs) here.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// A node of the upload benchmark's local cluster.
+    #[command(subcommand, hide = true)]
+    Node(triad_node::cli::NodeCommand),
     /// One party of `micro --transport quic`, started by it.
     #[command(hide = true)]
     Party {
@@ -124,6 +141,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Upload { rows, cols, keep } => {
+            for phase in upload::run(rows, cols, keep.as_deref())? {
+                println!("{}", serde_json::to_string(&phase)?);
+            }
+        }
+        Command::Node(command) => triad_node::cli::run_command(command)?,
         Command::Party {
             party,
             dir,

@@ -634,3 +634,102 @@ impl crate::schema::Schema {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use triad_auth::UserKey;
+
+    fn sealed_replies(
+        request: &SignedRequest,
+        components: [u64; 3],
+        lie: Option<(usize, bool, bool)>,
+    ) -> [Reply; 3] {
+        let replies: Vec<Reply> = (0..3)
+            .map(|node| {
+                let mut shares = ResultShares {
+                    own: vec![components[node]],
+                    next: vec![components[(node + 1) % 3]],
+                };
+                if let Some((liar, own, next)) = lie
+                    && liar == node
+                {
+                    if own {
+                        shares.own[0] ^= 8;
+                    }
+                    if next {
+                        shares.next[0] ^= 8;
+                    }
+                }
+                let context = ResultContext {
+                    request: request.digest(),
+                    node: node as u32,
+                    output: 0,
+                };
+                let sealed = triad_auth::seal(
+                    &request.request.result_key,
+                    &context.to_bytes(),
+                    &api::encode(&shares),
+                )
+                .unwrap();
+                Reply::Sealed {
+                    ephemeral_public: *sealed.ephemeral_public.as_bytes(),
+                    ciphertext: sealed.ciphertext,
+                }
+            })
+            .collect();
+        replies.try_into().unwrap()
+    }
+
+    fn request() -> (SignedRequest, ResultSecret) {
+        let key = UserKey::generate().unwrap();
+        let secret = ResultSecret::generate().unwrap();
+        let request = Request {
+            version: REQUEST_VERSION,
+            deployment: DeploymentId::from_bytes([7; 32]),
+            mode: Mode::Authorized,
+            body: Body::ListTables.digest(),
+            approval: None,
+            nonce: Nonce::generate().unwrap(),
+            issued_at: 1,
+            result_key: secret.public(),
+            signer: key.public(),
+        }
+        .sign(&key)
+        .unwrap();
+        (request, secret)
+    }
+
+    #[test]
+    fn reconstructs_and_blames_a_lying_node() {
+        let (request, secret) = request();
+        let components = [5u64, u64::MAX, 10];
+        let value = Client::reconstruct(
+            &request,
+            &secret,
+            sealed_replies(&request, components, None),
+        );
+        assert_eq!(value.unwrap(), vec![14]);
+        for liar in 0..3 {
+            let replies = sealed_replies(&request, components, Some((liar, true, true)));
+            match Client::reconstruct(&request, &secret, replies) {
+                Err(ClientError::Misbehaving { node, .. }) => assert_eq!(node, liar),
+                other => panic!("liar {liar}: {other:?}"),
+            }
+            // One wrong component: the pair holding it disagrees, and
+            // which of the two lies cannot be told; never a wrong value.
+            let replies = sealed_replies(&request, components, Some((liar, false, true)));
+            assert!(matches!(
+                Client::reconstruct(&request, &secret, replies),
+                Err(ClientError::Disagreement(_))
+            ));
+        }
+        // A reply sealed for another request does not open.
+        let (other, _) = self::request();
+        let replies = sealed_replies(&other, components, None);
+        assert!(matches!(
+            Client::reconstruct(&request, &secret, replies),
+            Err(ClientError::Misbehaving { node: 0, .. })
+        ));
+    }
+}

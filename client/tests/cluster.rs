@@ -349,3 +349,55 @@ fn wrong_certificate_is_refused() {
     }
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn node_killed_during_upload_loses_nothing_committed() {
+    let mut f = fixture();
+    let (csv, sum, _) = sample();
+    let small = f.table("t", &csv, SCHEMA);
+    let client = f.client();
+    let kept = client.upload(&small).unwrap();
+    client.close();
+
+    // A larger upload, with node 2 killed while it is under way.
+    let rows = 400_000u64;
+    let schema = Schema::from_toml_str(
+        "[[column]]\nname = \"a\"\ntype = \"int\"\nmin = 0\nmax = 1000000\n",
+        "big",
+    )
+    .unwrap();
+    let values: Vec<u64> = (0..rows).collect();
+    let big = EncodedTable {
+        source: "big".into(),
+        rows,
+        schema,
+        columns: vec![("a".into(), values)],
+        warnings: Vec::new(),
+    };
+    let connection = f.cluster.connection_path();
+    let uploader = std::thread::spawn(move || {
+        let client = Client::connect_file(&connection).unwrap();
+        let result = client.upload(&big).map(|u| u.handle);
+        client.close();
+        result
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    f.cluster.kill_node(2);
+    let outcome = uploader.join().unwrap();
+    f.cluster.start_node(2).unwrap();
+    f.cluster.wait_ready(Duration::from_secs(60)).unwrap();
+    let client = f.client();
+    let tables = client.tables().unwrap();
+    match outcome {
+        // The kill came too late to matter: the table is whole everywhere.
+        Ok(handle) => {
+            assert!(tables.iter().any(|t| t.handle == handle));
+            let expected = (rows * (rows - 1) / 2) as i64;
+            assert_eq!(client.sum(&handle, "a").unwrap(), expected);
+        }
+        // No handle: nothing new is listed.
+        Err(_) => assert_eq!(tables.len(), 1),
+    }
+    assert_eq!(client.sum(&kept.handle, "v").unwrap(), sum);
+    client.close();
+}
