@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
                 table.rows,
                 table.columns.len()
             );
-            let uploaded = client.upload(&table)?;
+            let uploaded = with_progress(&client, &table, || client.upload(&table))?;
             println!("{}", uploaded.handle);
             client.close();
         }
@@ -201,6 +201,44 @@ fn main() -> anyhow::Result<()> {
         Command::Node(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Runs `upload` with a progress bar of share bytes sent, for tables big
+/// enough to take a while.
+fn with_progress<T>(
+    client: &Client,
+    table: &triad_client::table::EncodedTable,
+    upload: impl FnOnce() -> T,
+) -> T {
+    // Nodes 1 and 2 each get one explicit vector per share column.
+    let total = 2 * 8 * table.rows * table.columns.len() as u64;
+    if total < 32 << 20 {
+        return upload();
+    }
+    let counter = client.bytes_sent();
+    let start = counter.load(std::sync::atomic::Ordering::Relaxed);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drawer = {
+        let bar = bar.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = counter.load(std::sync::atomic::Ordering::Relaxed) - start;
+                bar.set_position(sent.min(total));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let result = upload();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = drawer.join();
+    bar.finish_and_clear();
+    result
 }
 
 fn init_logs(default: &str) {

@@ -2,6 +2,8 @@
 //! replicated shares, and results reconstructed only here.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -35,6 +37,8 @@ pub struct Client {
     links: Vec<NodeLink>,
     key: UserKey,
     deployment: DeploymentId,
+    /// Share bytes written to nodes so far, for progress bars.
+    sent: Arc<AtomicU64>,
 }
 
 /// Seconds spent in each phase of an upload.
@@ -129,12 +133,19 @@ impl Client {
             links,
             key,
             deployment,
+            sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// Loads the connection file at `path` and connects.
     pub fn connect_file(path: &std::path::Path) -> Result<Client, ClientError> {
         Client::connect(&ConnectionFile::load(path)?)
+    }
+
+    /// A counter of share bytes written to the nodes, across all calls;
+    /// read it from another thread to show upload progress.
+    pub fn bytes_sent(&self) -> Arc<AtomicU64> {
+        self.sent.clone()
     }
 
     /// The user's public key as nodes record it (hex).
@@ -179,6 +190,7 @@ impl Client {
                     body: body.clone(),
                     payload,
                 };
+                let sent = &self.sent;
                 calls.push(async move {
                     let link_error = |source| ClientError::Link {
                         node: index,
@@ -189,7 +201,10 @@ impl Client {
                         .await
                         .map_err(link_error)?;
                     for w in words {
-                        call.write_words(w).await.map_err(link_error)?;
+                        for chunk in w.chunks(1 << 17) {
+                            call.write_words(chunk).await.map_err(link_error)?;
+                            sent.fetch_add(8 * chunk.len() as u64, Ordering::Relaxed);
+                        }
                     }
                     call.finish().map_err(link_error)?;
                     let bytes = call
