@@ -95,8 +95,7 @@ fn transport(idle: Duration, window_bytes: u64) -> Result<quinn::TransportConfig
         .send_window(window_bytes.saturating_mul(2))
         .max_concurrent_bidi_streams(VarInt::from_u32(64))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .max_idle_timeout(Some(idle))
-        .mtu_discovery_config(Some(crate::config::mtu_discovery()));
+        .max_idle_timeout(Some(idle));
     Ok(config)
 }
 

@@ -159,21 +159,9 @@ impl MeshConfig {
             .max_concurrent_bidi_streams(VarInt::from_u32(0))
             .datagram_receive_buffer_size(None)
             .max_idle_timeout(Some(idle))
-            .keep_alive_interval(Some(self.idle_timeout / 3))
-            .mtu_discovery_config(Some(mtu_discovery()));
+            .keep_alive_interval(Some(self.idle_timeout / 3));
         Ok(transport)
     }
-}
-
-/// Path MTU discovery up to the largest UDP payload. Every packet costs an
-/// AEAD call, header protection and a share of a syscall, so on links that
-/// carry large packets (loopback, jumbo-frame LANs) bigger packets move
-/// bulk shares with far less CPU; where a probe is lost the search stops
-/// at what the path carries, never below QUIC's 1200 bytes.
-pub(crate) fn mtu_discovery() -> quinn::MtuDiscoveryConfig {
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(65_527);
-    mtu
 }
 
 #[cfg(test)]
