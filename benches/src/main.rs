@@ -1,6 +1,7 @@
 //! `triad-bench`: prints one JSON object per line per measured operation.
 //! The fields (`op`, `n`, `seconds`, `bytes_per_party`, `rounds`,
-//! `transport`, `threads`) are a stable contract across versions.
+//! `transport`, `threads`) are a stable contract across versions; `upload`
+//! prints `phase`, `rows`, `cols` in place of `op`, `n`, `threads`.
 //!
 //! `micro --transport quic` runs the three parties as three processes of
 //! this binary (the hidden `party` subcommand) over QUIC on loopback.

@@ -1,0 +1,122 @@
+//! The `triad` command line as a user runs it: the demo, and keygen,
+//! upload, tables, sum, count and delete against a local cluster.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use triad_auth::UserKey;
+use triad_client::cluster::LocalCluster;
+use triad_node::config::Role;
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_triad");
+
+fn triad(args: &[&str], conn: Option<&Path>) -> (bool, String, String) {
+    let mut command = Command::new(PROGRAM);
+    command.args(args);
+    if let Some(conn) = conn {
+        command.env("TRIAD_CONN", conn);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let (ok, out, err) = triad(&["demo", "--rows", "200"], None);
+    assert!(ok, "demo failed: {err}");
+    assert!(out.contains("uploaded party1.csv (200 rows)"), "{out}");
+    assert!(out.contains("sum(condition_x) = "), "{out}");
+    assert!(out.contains("sum(condition_y) = "), "{out}");
+}
+
+#[test]
+fn a_data_owner_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let key_path = root.join("alice.key");
+    let (ok, public, err) = triad(&["keygen", "--out", key_path.to_str().unwrap()], None);
+    assert!(ok, "{err}");
+    let public = public.trim().to_owned();
+    assert_eq!(
+        UserKey::load(&key_path).unwrap().public().to_string(),
+        public
+    );
+    // Keys are never overwritten.
+    let (ok, _, err) = triad(&["keygen", "--out", key_path.to_str().unwrap()], None);
+    assert!(!ok && err.contains("alice.key"), "{err}");
+
+    let users = vec![("alice".into(), public, vec![Role::Owner])];
+    let mut cluster =
+        LocalCluster::create(&root.join("cluster"), Path::new(PROGRAM), &users, &key_path).unwrap();
+    cluster.start(true, Duration::from_secs(60)).unwrap();
+    let conn = cluster.connection_path();
+
+    let csv = root.join("people.csv");
+    std::fs::write(
+        &csv,
+        "age,income,smokes\n34,1250.50,true\n51,-20.25,\n29,0.75,false\n",
+    )
+    .unwrap();
+    let schema = root.join("people.toml");
+    std::fs::write(
+        &schema,
+        "[[column]]\nname = \"age\"\ntype = \"int\"\nmin = 0\nmax = 130\n\n\
+         [[column]]\nname = \"income\"\ntype = \"fixed\"\nscale = 2\nmin = \"-100000\"\nmax = \"100000\"\n\n\
+         [[column]]\nname = \"smokes\"\ntype = \"bool\"\nnullable = true\n",
+    )
+    .unwrap();
+    let (ok, handle, err) = triad(
+        &[
+            "upload",
+            csv.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+        Some(&conn),
+    );
+    assert!(ok, "{err}");
+    let handle = handle.trim().to_owned();
+    assert_eq!(handle.len(), 64);
+
+    let (ok, out, err) = triad(&["tables"], Some(&conn));
+    assert!(ok, "{err}");
+    assert!(out.contains(&handle) && out.contains("fixed(2)"), "{out}");
+    let (ok, out, err) = triad(&["sum", &handle, "age"], Some(&conn));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "114");
+    let (ok, out, err) = triad(&["sum", &handle, "income"], Some(&conn));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1231.00");
+    let (ok, out, err) = triad(&["count", &handle, "smokes"], Some(&conn));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "2");
+
+    // A bad cell is refused before anything is sent, naming file, line and
+    // column, and not the value.
+    std::fs::write(&csv, "age,income,smokes\n34,1.00,true\n431,2.00,false\n").unwrap();
+    let (ok, _, err) = triad(
+        &[
+            "upload",
+            csv.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+        Some(&conn),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("people.csv") && err.contains("line 3") && err.contains("age"),
+        "{err}"
+    );
+    assert!(!err.contains("431"), "{err}");
+
+    let (ok, _, err) = triad(&["delete", &handle], Some(&conn));
+    assert!(ok, "{err}");
+    let (ok, _, err) = triad(&["sum", &handle, "age"], Some(&conn));
+    assert!(!ok && err.contains(&handle), "{err}");
+}
