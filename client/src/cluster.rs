@@ -74,12 +74,7 @@ impl LocalCluster {
             })
             .map_err(other)?;
             if deployment.is_none() {
-                let text =
-                    std::fs::read_to_string(&config).map_err(|source| ClientError::File {
-                        path: config.clone(),
-                        source,
-                    })?;
-                let file: triad_node::config::ConfigFile = toml::from_str(&text).map_err(other)?;
+                let file = triad_node::config::ConfigFile::read(&config).map_err(other)?;
                 deployment = Some(file.deployment);
             }
             configs.push(config);
@@ -136,11 +131,7 @@ impl LocalCluster {
         edit: impl Fn(&mut triad_node::config::ConfigFile),
     ) -> Result<(), ClientError> {
         for path in &self.configs {
-            let text = std::fs::read_to_string(path).map_err(|source| ClientError::File {
-                path: path.clone(),
-                source,
-            })?;
-            let mut file: triad_node::config::ConfigFile = toml::from_str(&text).map_err(other)?;
+            let mut file = triad_node::config::ConfigFile::read(path).map_err(other)?;
             edit(&mut file);
             triad_node::config::Config::save(&file, path).map_err(other)?;
         }

@@ -360,17 +360,17 @@ type = "bool"
 /// with `condition_y`; half of party2's keys also occur in party1.
 fn write_demo_tables(dir: &Path, rows: usize) -> anyhow::Result<[(PathBuf, PathBuf); 2]> {
     let mut rng = Mix(0x7269_6164);
-    let mut keys = Vec::with_capacity(rows);
-    for _ in 0..rows {
-        keys.push((
+    let key = |rng: &mut Mix| {
+        (
             2019 + rng.below(6),
             1 + rng.below(12),
             1 + rng.below(28),
             rng.below(10_000),
             rng.below(1000),
             rng.below(2),
-        ));
-    }
+        )
+    };
+    let keys: Vec<_> = (0..rows).map(|_| key(&mut rng)).collect();
     let mut out = Vec::new();
     for (party, condition) in [(1, "condition_x"), (2, "condition_y")] {
         let csv = dir.join(format!("party{party}.csv"));
@@ -380,14 +380,7 @@ fn write_demo_tables(dir: &Path, rows: usize) -> anyhow::Result<[(PathBuf, PathB
             // party2 shares every other key with party1 and has its own
             // for the rest.
             let k = if party == 2 && i % 2 == 1 {
-                (
-                    2019 + rng.below(6),
-                    1 + rng.below(12),
-                    1 + rng.below(28),
-                    rng.below(10_000),
-                    rng.below(1000),
-                    rng.below(2),
-                )
+                key(&mut rng)
             } else {
                 *k
             };

@@ -401,3 +401,47 @@ fn node_killed_during_upload_loses_nothing_committed() {
     assert_eq!(client.sum(&kept.handle, "v").unwrap(), sum);
     client.close();
 }
+
+#[test]
+fn commits_a_crash_left_unconfirmed_are_settled_on_reconnect() {
+    let mut f = fixture();
+    let (csv, sum, _) = sample();
+    let table = f.table("t", &csv, SCHEMA);
+    let client = f.client();
+    let crashed = client.upload(&table).unwrap().handle;
+    let lost_disk = client.upload(&table).unwrap().handle;
+    let kept = client.upload(&table).unwrap().handle;
+    client.close();
+    f.cluster.stop();
+
+    // As if node 2 died before committing `crashed` while nodes 0 and 1
+    // had committed and recorded it as unconfirmed...
+    let node = |i: usize| f.root.join(format!("cluster/node{i}/data"));
+    for i in 0..2 {
+        std::fs::write(node(i).join("unconfirmed.json"), format!("[\"{crashed}\"]")).unwrap();
+    }
+    std::fs::remove_dir_all(node(2).join(format!("tables/{crashed}"))).unwrap();
+    // ...and as if node 2 had lost `lost_disk`, which all three had
+    // confirmed: that must not make the others drop it.
+    std::fs::remove_dir_all(node(2).join(format!("tables/{lost_disk}"))).unwrap();
+
+    f.cluster.start(true, Duration::from_secs(60)).unwrap();
+    let client = f.client();
+    let listed: Vec<_> = client
+        .tables()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.handle)
+        .collect();
+    assert_eq!(listed, vec![kept]);
+    assert_eq!(client.sum(&kept, "v").unwrap(), sum);
+    client.close();
+    for i in 0..2 {
+        assert!(!node(i).join(format!("tables/{crashed}")).exists());
+        assert!(node(i).join(format!("tables/{lost_disk}")).exists());
+        assert_eq!(
+            std::fs::read_to_string(node(i).join("unconfirmed.json")).unwrap(),
+            "[]"
+        );
+    }
+}

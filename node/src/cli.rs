@@ -207,14 +207,7 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
 }
 
 fn load_file(path: &Path) -> Result<ConfigFile, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?)
+    Ok(ConfigFile::read(path)?)
 }
 
 /// `add-peer`.

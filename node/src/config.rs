@@ -192,6 +192,20 @@ pub struct ConfigFile {
     pub users: Vec<UserEntry>,
 }
 
+impl ConfigFile {
+    /// Reads and parses `path` without validating it.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
 /// A validated configuration with absolute paths.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -218,29 +232,13 @@ pub struct Config {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        Config::from_file(path, file, true)
+        Config::from_file(path, ConfigFile::read(path)?, true)
     }
 
     /// Reads `path` like [`Config::load`], allowing missing peers (a node
     /// being set up).
     pub fn load_partial(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        Config::from_file(path, file, false)
+        Config::from_file(path, ConfigFile::read(path)?, false)
     }
 
     /// Validates `file` as if read from `path`. With `complete`, both peers

@@ -33,5 +33,6 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod pending;
 pub mod server;
 pub mod store;

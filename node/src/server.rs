@@ -27,7 +27,7 @@
 // sit on cold paths, and boxing them would only hide them from matching.
 #![allow(clippy::result_large_err)]
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,7 @@ use crate::api::{
     TableSummary, UploadBody, UploadPayload,
 };
 use crate::config::{Config, Role};
+use crate::pending::{Pending, PendingError, settle};
 use crate::store::{
     AgreedUpload, ComponentKeys, Handle, OwnerKey, StagedUpload, Store, StoreError, TableInfo,
     Upload, combine, handle_for,
@@ -72,6 +73,9 @@ pub enum NodeError {
     /// The nonce store could not be opened.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The record of unconfirmed commits could not be read.
+    #[error(transparent)]
+    Pending(#[from] PendingError),
     /// A runtime or thread could not be started.
     #[error("starting {what}: {source}")]
     Start {
@@ -106,6 +110,7 @@ struct Shared {
     config: Config,
     store: Store,
     nonces: Mutex<NonceStore>,
+    pending: Mutex<Pending>,
     pool: rayon::ThreadPool,
     /// Whether the mesh is up: calls are refused at once while it is not.
     mesh_up: AtomicBool,
@@ -127,6 +132,7 @@ impl Node {
     pub fn start(config: Config) -> Result<Node, NodeError> {
         let store = Store::open(&config.data_dir, config.party)?;
         let nonces = NonceStore::open(&config.data_dir.join("nonces"))?;
+        let pending = Pending::open(&config.data_dir)?;
         let identity = NodeIdentity::load(&config.certificate, &config.key)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.file.threads.compute)
@@ -162,6 +168,7 @@ impl Node {
             config,
             store,
             nonces: Mutex::new(nonces),
+            pending: Mutex::new(pending),
             pool,
             mesh_up: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -718,6 +725,48 @@ fn abort_staged(store: Option<&Store>, job: &Job) {
 
 const TICK: Duration = Duration::from_secs(1);
 
+/// Settles commits that a crash left unconfirmed (see `pending`).
+fn reconcile(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
+    let mine: Vec<Handle> = match shared.pending.lock() {
+        Ok(p) => p.handles().iter().copied().collect(),
+        Err(_) => Vec::new(),
+    };
+    let lists = mesh.exchange(&mine)?;
+    let union: BTreeSet<Handle> = lists.iter().flatten().copied().collect();
+    let held_here: Vec<Handle> = union
+        .iter()
+        .filter(|h| shared.store.table(h).is_ok())
+        .copied()
+        .collect();
+    let held = mesh.exchange(&held_here)?;
+    let sets: Vec<BTreeSet<Handle>> = held.iter().map(|v| v.iter().copied().collect()).collect();
+    let (keep, drop) = settle(&union, [&sets[0], &sets[1], &sets[2]]);
+    for handle in &drop {
+        if shared.store.table(handle).is_ok() {
+            match shared.store.delete(handle) {
+                Ok(_) => {
+                    tracing::warn!(%handle, "dropped a table not committed on all three nodes")
+                }
+                Err(error) => tracing::warn!(%handle, %error, "cannot drop an unconfirmed table"),
+            }
+        }
+    }
+    if !keep.is_empty() || !drop.is_empty() {
+        tracing::info!(
+            kept = keep.len(),
+            dropped = drop.len(),
+            "settled unconfirmed commits"
+        );
+    }
+    let settled: Vec<Handle> = keep.into_iter().chain(drop).collect();
+    if let Ok(mut pending) = shared.pending.lock()
+        && let Err(error) = pending.remove(&settled)
+    {
+        tracing::warn!(%error, "cannot update the unconfirmed-commit record");
+    }
+    Ok(())
+}
+
 fn serve(
     shared: &Shared,
     mesh: &mut Mesh,
@@ -725,6 +774,9 @@ fn serve(
     queue: &mut VecDeque<Job>,
     last_cleanup: &mut Instant,
 ) -> MeshLost {
+    if let Err(lost) = reconcile(shared, mesh) {
+        return lost;
+    }
     let agree_timeout = Duration::from_millis(shared.config.file.limits.agree_timeout_ms);
     loop {
         let control = if mesh.me == PartyId::P0 {
@@ -972,19 +1024,37 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                 }
             };
             let handle = handle_for(&agreed);
-            let committed = store.commit(&agreed, now_secs());
+            // Recorded before committing, so that a crash before all three
+            // confirm is settled when the mesh forms again.
+            let recorded = shared
+                .pending
+                .lock()
+                .map_err(|_| "poisoned".to_string())
+                .and_then(|mut p| p.add(handle).map_err(|e| e.to_string()));
+            let committed = match recorded {
+                Ok(()) => store.commit(&agreed, now_secs()).map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
             let status = match &committed {
                 Ok(_) => Status::Ok,
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed(e.clone()),
             };
             let statuses = mesh.exchange(&status)?;
-            if let Err(why) = all_ok(&statuses) {
+            let outcome = all_ok(&statuses);
+            if outcome.is_err() {
                 // Roll back so the handle exists on none of the three.
                 if committed.is_ok() {
                     let _ = store.delete(&handle);
                 } else {
                     abort(store);
                 }
+            }
+            if let Ok(mut pending) = shared.pending.lock()
+                && let Err(error) = pending.remove(&[handle])
+            {
+                tracing::warn!(%error, "cannot update the unconfirmed-commit record");
+            }
+            if let Err(why) = outcome {
                 return Ok((
                     Reply::Refused(refuse(ErrorKind::Storage, format!("commit failed: {why}"))),
                     "commit failed",
