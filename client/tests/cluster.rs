@@ -445,3 +445,33 @@ fn commits_a_crash_left_unconfirmed_are_settled_on_reconnect() {
         );
     }
 }
+
+#[test]
+fn the_memory_budget_refuses_what_would_exceed_it() {
+    let mut f = fixture();
+    f.cluster.stop();
+    // 100 rows x 4 share columns x 16 bytes = 6,400 bytes of shares.
+    f.cluster
+        .tune(|file| file.limits.memory_budget_bytes = 5_000)
+        .unwrap();
+    f.cluster.start(true, Duration::from_secs(60)).unwrap();
+    let mut csv = String::from("id,v,flag\n");
+    for i in 0..100 {
+        csv.push_str(&format!("{i},{i},true\n"));
+    }
+    let big = f.table("big", &csv, SCHEMA);
+    let client = f.client();
+    match client.upload(&big) {
+        Err(ClientError::Refused { error, .. }) => {
+            assert_eq!(error.kind, ErrorKind::MemoryBudget);
+            assert!(error.message.contains("5000 bytes"), "{}", error.message);
+        }
+        other => panic!("expected a memory budget refusal, got {other:?}"),
+    }
+    // Within the budget it runs.
+    let small = f.table("small", "id,v,flag\n1,2,\n", SCHEMA);
+    let uploaded = client.upload(&small).unwrap();
+    assert_eq!(client.sum(&uploaded.handle, "v").unwrap(), 2);
+    assert_eq!(client.tables().unwrap().len(), 1);
+    client.close();
+}

@@ -985,10 +985,10 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
     let store = &shared.store;
     match &job.body {
         Body::Upload(_) => {
-            let mine: Result<StagedUpload, String> = match &job.staged {
+            let mine: Result<StagedUpload, ApiError> = match &job.staged {
                 Some(Ok(report)) => Ok(report.clone()),
-                Some(Err(e)) => Err(e.message.clone()),
-                None => Err("no staged upload".into()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(refuse(ErrorKind::Internal, "no staged upload")),
             };
             let reports = mesh.exchange(&mine)?;
             let upload_id = match &job.staged {
@@ -1008,7 +1008,7 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                         abort(store);
                         return Ok((
                             Reply::Refused(refuse(
-                                ErrorKind::Storage,
+                                why.kind,
                                 format!("node {party} could not stage the upload: {why}"),
                             )),
                             "stage failed",
