@@ -86,7 +86,7 @@ pub fn run(rows: u64, cols: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Ph
         file.threads.client = 1;
         file.threads.network = 1;
     })?;
-    cluster.start(true, Duration::from_secs(60))?;
+    cluster.start(Duration::from_secs(60))?;
     let client = Client::connect_file(&cluster.connection_path())?;
 
     let started = Instant::now();

@@ -184,18 +184,11 @@ impl LocalCluster {
 
     /// Starts all three and waits until their client ports answer and the
     /// mesh is formed (an authenticated listing succeeds), or `timeout`.
-    pub fn start(
-        &mut self,
-        connection_key_ready: bool,
-        timeout: Duration,
-    ) -> Result<(), ClientError> {
+    pub fn start(&mut self, timeout: Duration) -> Result<(), ClientError> {
         for i in 0..3 {
             self.start_node(i)?;
         }
-        if connection_key_ready {
-            self.wait_ready(timeout)?;
-        }
-        Ok(())
+        self.wait_ready(timeout)
     }
 
     /// Waits until a listing through the connection file succeeds.

@@ -189,7 +189,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { rows, dir } => demo(rows, dir)?,
         Command::Cluster { dir, key } => {
             let mut cluster = make_cluster(&dir, &key)?;
-            cluster.start(true, Duration::from_secs(60))?;
+            cluster.start(Duration::from_secs(60))?;
             println!(
                 "cluster running; connection file {}",
                 cluster.connection_path().display()
@@ -441,7 +441,7 @@ fn demo(rows: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         vec![Role::Owner, Role::Analyst],
     )];
     let mut cluster = LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?;
-    cluster.start(true, Duration::from_secs(60))?;
+    cluster.start(Duration::from_secs(60))?;
     let client = Client::connect_file(&cluster.connection_path())?;
     let tables = write_demo_tables(&root, rows)?;
     let mut handles = Vec::new();

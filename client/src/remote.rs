@@ -17,8 +17,7 @@ use triad_node::api::{
     UploadPayload,
 };
 use triad_node::store::{
-    AgreedUpload, ColumnInfo, ColumnSchema, Handle, OwnerKey, UploadId, component_digest,
-    handle_for,
+    AgreedUpload, ColumnInfo, ColumnSchema, Handle, UploadId, component_digest, handle_for,
 };
 use triad_ring::PartyId;
 use triad_ring::outside::expand;
@@ -150,7 +149,7 @@ impl Client {
 
     /// The user's public key as nodes record it (hex).
     pub fn owner(&self) -> String {
-        hex(self.key.public().as_bytes())
+        api::owner_key(&self.key.public()).as_str().to_owned()
     }
 
     fn sign(&self, body: &Body) -> Result<(SignedRequest, ResultSecret), ClientError> {
@@ -304,10 +303,7 @@ impl Client {
                 (x2, digests)
             })
             .collect();
-        let owner: OwnerKey = self
-            .owner()
-            .parse()
-            .map_err(|e| ClientError::Usage(format!("owner key: {e}")))?;
+        let owner = api::owner_key(&self.key.public());
         let expected = handle_for(&AgreedUpload {
             upload_id: upload_id.clone(),
             owner,

@@ -53,7 +53,7 @@ fn a_data_owner_session() {
     let users = vec![("alice".into(), public, vec![Role::Owner])];
     let mut cluster =
         LocalCluster::create(&root.join("cluster"), Path::new(PROGRAM), &users, &key_path).unwrap();
-    cluster.start(true, Duration::from_secs(60)).unwrap();
+    cluster.start(Duration::from_secs(60)).unwrap();
     let conn = cluster.connection_path();
 
     let csv = root.join("people.csv");

@@ -49,7 +49,7 @@ fn fixture() -> Fixture {
             file.limits.agree_timeout_ms = 2000;
         })
         .unwrap();
-    cluster.start(true, Duration::from_secs(60)).unwrap();
+    cluster.start(Duration::from_secs(60)).unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -425,7 +425,7 @@ fn commits_a_crash_left_unconfirmed_are_settled_on_reconnect() {
     // confirmed: that must not make the others drop it.
     std::fs::remove_dir_all(node(2).join(format!("tables/{lost_disk}"))).unwrap();
 
-    f.cluster.start(true, Duration::from_secs(60)).unwrap();
+    f.cluster.start(Duration::from_secs(60)).unwrap();
     let client = f.client();
     let listed: Vec<_> = client
         .tables()
@@ -454,7 +454,7 @@ fn the_memory_budget_refuses_what_would_exceed_it() {
     f.cluster
         .tune(|file| file.limits.memory_budget_bytes = 5_000)
         .unwrap();
-    f.cluster.start(true, Duration::from_secs(60)).unwrap();
+    f.cluster.start(Duration::from_secs(60)).unwrap();
     let mut csv = String::from("id,v,flag\n");
     for i in 0..100 {
         csv.push_str(&format!("{i},{i},true\n"));

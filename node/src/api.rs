@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use triad_auth::Digest as BodyDigest;
 
-use crate::store::{ColumnSchema, Handle, TableInfo, UploadId};
+use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, UploadId};
 
 /// Version of this message set; a node refuses calls of another version.
 pub const API_VERSION: u32 = 1;
@@ -252,6 +252,19 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+/// The owner a table uploaded by `signer` records: its public key in
+/// lowercase hex. The client computes the same to check the handle.
+pub fn owner_key(signer: &triad_auth::UserPublicKey) -> OwnerKey {
+    let hex: String = signer
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // 64 lowercase hex characters are always a valid owner key.
+    hex.parse()
+        .unwrap_or_else(|_| unreachable!("64 hex characters"))
 }
 
 fn config() -> bincode::config::Configuration {

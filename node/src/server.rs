@@ -50,8 +50,8 @@ use crate::api::{
 use crate::config::{Config, Role};
 use crate::pending::{Pending, PendingError, settle};
 use crate::store::{
-    AgreedUpload, ComponentKeys, Handle, OwnerKey, StagedUpload, Store, StoreError, TableInfo,
-    Upload, combine, handle_for,
+    AgreedUpload, ComponentKeys, Handle, StagedUpload, Store, StoreError, TableInfo, Upload,
+    combine, handle_for,
 };
 
 /// Why the node could not start or stopped.
@@ -121,7 +121,6 @@ struct Shared {
 #[derive(Debug)]
 pub struct Node {
     client_addr: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
     _runtime: tokio::runtime::Runtime,
     _engine: std::thread::JoinHandle<()>,
     listener: Arc<ClientListener>,
@@ -190,7 +189,6 @@ impl Node {
                     source,
                 })?
         };
-        let stop = Arc::new(AtomicBool::new(false));
         {
             let listener = listener.clone();
             let shared = shared.clone();
@@ -205,7 +203,6 @@ impl Node {
         }
         Ok(Node {
             client_addr,
-            stop,
             _runtime: runtime,
             _engine: engine,
             listener,
@@ -220,14 +217,9 @@ impl Node {
     /// Blocks until `stop` is called from elsewhere or the process is
     /// signalled.
     pub fn wait(&self) {
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(200));
+        loop {
+            std::thread::park();
         }
-    }
-
-    /// A flag that stops [`Node::wait`].
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
     }
 }
 
@@ -381,7 +373,7 @@ async fn handle_call(
         }
         Body::Sum { handle, .. } | Body::Count { handle, .. } | Body::Delete { handle } => {
             let table = shared.store.table(handle).map_err(store_error)?;
-            if table.owner.as_str() != hex(signer.as_bytes()) {
+            if table.owner != api::owner_key(&signer) {
                 return Err(refuse(
                     ErrorKind::Unauthorized,
                     format!(
@@ -509,9 +501,7 @@ async fn stage_upload(
     }
     let shared2 = shared.clone();
     let upload_id = body.upload_id.clone();
-    let owner: OwnerKey = hex(signer.as_bytes())
-        .parse()
-        .map_err(|e| refuse(ErrorKind::Internal, format!("owner key: {e}")))?;
+    let owner = api::owner_key(signer);
     let schema = body.schema.clone();
     let names = body.columns.clone();
     let keys = ComponentKeys {
@@ -684,7 +674,12 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
             Ok(t) => t,
             Err(error) => {
                 tracing::info!(%error, "mesh not formed; retrying");
-                refuse_all(&jobs, &mut queue, "the other nodes are not reachable");
+                refuse_all(
+                    &shared.store,
+                    &jobs,
+                    &mut queue,
+                    "the other nodes are not reachable",
+                );
                 std::thread::sleep(Duration::from_millis(300));
                 continue;
             }
@@ -700,6 +695,7 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         tracing::warn!(error = %lost, "lost the mesh; re-forming");
         mesh.transport.abort();
         refuse_all(
+            &shared.store,
             &jobs,
             &mut queue,
             "a node became unreachable during the request",
@@ -707,10 +703,10 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
     }
 }
 
-fn refuse_all(jobs: &Receiver<Job>, queue: &mut VecDeque<Job>, why: &str) {
+fn refuse_all(store: &Store, jobs: &Receiver<Job>, queue: &mut VecDeque<Job>, why: &str) {
     queue.extend(jobs.try_iter());
     for job in queue.drain(..) {
-        abort_staged(None, &job);
+        abort_staged(Some(store), &job);
         let _ = job
             .reply
             .send(Reply::Refused(refuse(ErrorKind::PeerUnavailable, why)));
