@@ -206,6 +206,50 @@ impl<T: Transport> Session<T> {
         })
     }
 
+    /// Several inner products in one round: element `k` of the result is
+    /// `sum_i x_k[i] * y_k[i]`. One element per pair per party.
+    pub fn inner_products(&mut self, pairs: &[(&Arith, &Arith)]) -> Result<Arith, Error> {
+        for (x, y) in pairs {
+            if x.len() != y.len() {
+                return Err(Error::LengthMismatch {
+                    op: "inner_products",
+                    left: x.len(),
+                    right: y.len(),
+                });
+            }
+        }
+        let alpha = self.zero_share(pairs.len(), false);
+        let local: Vec<u64> = self.install(|| {
+            pairs
+                .iter()
+                .map(|(x, y)| {
+                    x.own
+                        .par_iter()
+                        .zip(&x.next)
+                        .zip(y.own.par_iter().zip(&y.next))
+                        .with_min_len(MIN_LEN)
+                        .map(|((x0, x1), (y0, y1))| {
+                            x0.wrapping_mul(*y0)
+                                .wrapping_add(x0.wrapping_mul(*y1))
+                                .wrapping_add(x1.wrapping_mul(*y0))
+                        })
+                        .reduce(|| 0, u64::wrapping_add)
+                })
+                .collect()
+        });
+        let z: Vec<u64> = local
+            .iter()
+            .zip(&alpha)
+            .map(|(l, a)| l.wrapping_add(*a))
+            .collect();
+        let id = self.id();
+        let received = self.exchange(id.prev(), &z, id.next(), pairs.len())?;
+        Ok(Arith {
+            own: z,
+            next: received,
+        })
+    }
+
     /// The sum of a column as shares of one element (local).
     pub fn sum(&self, x: &Arith) -> Arith {
         let add = |v: &[u64]| v.iter().fold(0u64, |a, b| a.wrapping_add(*b));

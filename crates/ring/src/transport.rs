@@ -24,6 +24,18 @@ pub trait Transport: Send {
     fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError>;
 }
 
+// A session can borrow a transport that outlives it (a node's mesh serves
+// many queries, each with its own session).
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
+        (**self).send(to, message)
+    }
+
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
+        (**self).recv(from)
+    }
+}
+
 /// Why a transport could not move a message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,0 +1,595 @@
+//! Aggregates behind threshold gates, and group-bys.
+//!
+//! The gate counts the rows that are selected and non-null in the
+//! aggregated column, compares the count with the threshold in MPC and
+//! reveals only the outcome bit; the aggregate itself is computed and sent
+//! to the requester only when the gate passed.
+
+use triad_plan::{Agg, Aggregation, ColumnInfo, GroupForm, bits_for};
+use triad_ring::{Arith, Bits, Session, SortAlgorithm, SortKey, Transport};
+
+use crate::{ExecError, SecretTable};
+
+/// What an aggregate query returns: the public gate outcomes and shares of
+/// the result words of the groups that passed.
+///
+/// Word layout, per passing group in order: for a sorted group-by, one word
+/// per key first; then per aggregation [`Agg::words`] words:
+/// sum; count; mean as (sum, count); var as (sum, count, sum of squares);
+/// min or max as the value.
+#[derive(Debug)]
+pub struct Answer {
+    /// Gate outcome per candidate group (one entry for a plain aggregate;
+    /// one per key combination for a small-domain group-by; one per
+    /// shuffled row for a sorted group-by).
+    pub passed: Vec<bool>,
+    /// Shares of the result words.
+    pub words: Arith,
+}
+
+fn value_of<'a>(
+    table: &'a SecretTable,
+    info: &ColumnInfo,
+) -> Result<(&'a Arith, Option<&'a Arith>), ExecError> {
+    let c = table
+        .column(&info.name)
+        .ok_or_else(|| ExecError::Unsupported(format!("column {:?} was not loaded", info.name)))?;
+    let x = c
+        .limbs
+        .first()
+        .ok_or_else(|| ExecError::Unsupported("a column without limbs".into()))?;
+    Ok((x, c.valid.as_ref()))
+}
+
+/// Bound for comparing counts (at most `rows`) with `threshold`.
+fn count_width(rows: usize, threshold: u64) -> u32 {
+    bits_for((rows as u128).max(threshold as u128)).min(63)
+}
+
+/// `count >= threshold` for each element, revealed.
+fn gate<T: Transport>(
+    s: &mut Session<T>,
+    counts: &Arith,
+    rows: usize,
+    threshold: u64,
+) -> Result<Vec<bool>, ExecError> {
+    let t = s.public(&vec![threshold; counts.len()]);
+    let ge = s.ge(counts, &t, count_width(rows, threshold))?;
+    Ok(s.reveal_bits(&ge)?)
+}
+
+/// The weights of an aggregation: selected and non-null rows (`None`: all).
+fn weights<T: Transport>(
+    s: &mut Session<T>,
+    mask: Option<&Arith>,
+    valid: Option<&Arith>,
+) -> Result<Option<Arith>, ExecError> {
+    Ok(match (mask, valid) {
+        (Some(m), Some(v)) => Some(s.mul(m, v)?),
+        (Some(m), None) => Some(m.clone()),
+        (None, Some(v)) => Some(v.clone()),
+        (None, None) => None,
+    })
+}
+
+/// One aggregate of `table`.
+pub(crate) fn aggregate<T: Transport>(
+    s: &mut Session<T>,
+    table: &SecretTable,
+    aggregation: &Aggregation,
+    column: Option<&ColumnInfo>,
+    threshold: u64,
+) -> Result<Answer, ExecError> {
+    let n = table.rows;
+    let value = column.map(|c| value_of(table, c)).transpose()?;
+    let w = weights(s, table.mask.as_ref(), value.and_then(|(_, v)| v))?;
+    let count = match &w {
+        Some(w) => s.sum(w),
+        None => s.public(&[n as u64]),
+    };
+    let passed = gate(s, &count, n, threshold)?;
+    if !passed[0] {
+        return Err(ExecError::ThresholdNotMet { threshold });
+    }
+    let words = match (aggregation.agg, value, column) {
+        (Agg::Count, _, _) => count,
+        (agg @ (Agg::Sum | Agg::Mean | Agg::Var), Some((x, _)), _) => {
+            let squares = if agg == Agg::Var {
+                Some(s.mul(x, x)?)
+            } else {
+                None
+            };
+            let mut pairs: Vec<(&Arith, &Arith)> = Vec::new();
+            let ones;
+            let w = match &w {
+                Some(w) => w,
+                None => {
+                    ones = s.public(&vec![1; n]);
+                    &ones
+                }
+            };
+            pairs.push((w, x));
+            if let Some(sq) = &squares {
+                pairs.push((w, sq));
+            }
+            let sums = s.inner_products(&pairs)?;
+            match agg {
+                Agg::Sum => sums,
+                Agg::Mean => Arith::concat(&[&sums, &count]),
+                _ => Arith::concat(&[&sums.slice(0..1), &count, &sums.slice(1..2)]),
+            }
+        }
+        (agg @ (Agg::Min | Agg::Max), Some((x, _)), Some(info)) => {
+            extreme(s, x, w.as_ref(), info, agg == Agg::Max)?
+        }
+        _ => {
+            return Err(ExecError::Unsupported(format!(
+                "{} without a column",
+                aggregation.agg.name()
+            )));
+        }
+    };
+    Ok(Answer { passed, words })
+}
+
+/// Smallest (or largest) selected value: unselected rows are replaced by
+/// the range's far end, then a tournament of batched comparisons.
+fn extreme<T: Transport>(
+    s: &mut Session<T>,
+    x: &Arith,
+    w: Option<&Arith>,
+    info: &ColumnInfo,
+    max: bool,
+) -> Result<Arith, ExecError> {
+    let n = x.len();
+    let sentinel = if max { info.min } else { info.max } as i64 as u64;
+    let mut v = match w {
+        Some(w) => {
+            let base = s.public(&vec![sentinel; n]);
+            s.select_arith(w, x, &base)?
+        }
+        None => x.clone(),
+    };
+    let width = bits_for((info.max - info.min) as u128);
+    while v.len() > 1 {
+        let half = v.len() / 2;
+        let a = v.slice(0..half);
+        let b = v.slice(half..2 * half);
+        // Keep a where it wins: a < b for min, b < a for max.
+        let (p, q) = if max { (&b, &a) } else { (&a, &b) };
+        let wins = if width > 63 {
+            s.lt_full(p, q)?
+        } else {
+            s.lt(p, q, width)?
+        };
+        let kept = s.select(&wins, &a, &b)?;
+        v = if v.len() % 2 == 1 {
+            Arith::concat(&[&kept, &v.slice(2 * half..v.len())])
+        } else {
+            kept
+        };
+    }
+    Ok(v)
+}
+
+/// Pads `n` to whole words, so bit columns can be stacked and split.
+fn padded(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}
+
+fn split_bits(bits: &Bits, parts: usize, len: usize) -> Result<Vec<Bits>, ExecError> {
+    let (own, next) = bits.components();
+    let words = padded(len) / 64;
+    (0..parts)
+        .map(|k| {
+            Bits::from_components(
+                len,
+                own[k * words..(k + 1) * words].to_vec(),
+                next[k * words..(k + 1) * words].to_vec(),
+            )
+            .map_err(ExecError::from)
+        })
+        .collect()
+}
+
+fn stack_bits(parts: &[Bits], len: usize) -> Result<Bits, ExecError> {
+    let words = padded(len) / 64;
+    let mut own = Vec::with_capacity(words * parts.len());
+    let mut next = Vec::with_capacity(words * parts.len());
+    for p in parts {
+        let (o, x) = p.components();
+        own.extend_from_slice(o);
+        next.extend_from_slice(x);
+    }
+    debug_assert_eq!(own.len(), words * parts.len());
+    Ok(Bits::from_components(padded(len) * parts.len(), own, next)?)
+}
+
+/// Per-group aggregates.
+pub(crate) fn group_by<T: Transport>(
+    s: &mut Session<T>,
+    table: &SecretTable,
+    keys: &[ColumnInfo],
+    aggregations: &[(Aggregation, Option<ColumnInfo>)],
+    threshold: u64,
+    form: &GroupForm,
+    algorithm: SortAlgorithm,
+) -> Result<Answer, ExecError> {
+    match form {
+        GroupForm::Domain { combinations } => {
+            domain_group_by(s, table, keys, aggregations, threshold, combinations)
+        }
+        GroupForm::Sorted => sorted_group_by(s, table, keys, aggregations, threshold, algorithm),
+    }
+}
+
+/// Sums of weighted terms for one aggregation, with the weights it needs.
+struct Terms {
+    /// Index of the weight (count) column among the weight columns.
+    weight: usize,
+}
+
+fn domain_group_by<T: Transport>(
+    s: &mut Session<T>,
+    table: &SecretTable,
+    keys: &[ColumnInfo],
+    aggregations: &[(Aggregation, Option<ColumnInfo>)],
+    threshold: u64,
+    combinations: &[Vec<i64>],
+) -> Result<Answer, ExecError> {
+    let n = table.rows;
+    let id = s.id();
+    let pad = padded(n);
+    // One equality per key and declared value, all in one batch.
+    let mut diffs: Vec<Arith> = Vec::new();
+    let mut slots: Vec<Vec<i64>> = Vec::new();
+    let mut width = 1;
+    for k in keys {
+        let (x, _) = value_of(table, k)?;
+        width = width.max(bits_for((k.max - k.min) as u128));
+        let mut values = Vec::new();
+        for v in k.min..=k.max {
+            let d = x.add_public(id, (v as i64).wrapping_neg() as u64);
+            diffs.push(Arith::concat(&[&d, &Arith::zeros(pad - n)]));
+            values.push(v as i64);
+        }
+        slots.push(values);
+    }
+    let stacked = Arith::concat(&diffs.iter().collect::<Vec<_>>());
+    let eq = s.eq(&stacked, &Arith::zeros(stacked.len()), width.min(64))?;
+    let eq = split_bits(&eq, diffs.len(), pad)?;
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    for values in &slots {
+        offsets.push(at);
+        at += values.len();
+    }
+    let pick = |j: usize, v: i64| -> usize { offsets[j] + (v - slots[j][0]) as usize };
+    // AND across keys, all combinations at once per key level.
+    let mut current: Vec<Bits> = combinations
+        .iter()
+        .map(|c| split_first(&eq[pick(0, c[0])], n))
+        .collect::<Result<_, _>>()?;
+    for j in 1..keys.len() {
+        let other: Vec<Bits> = combinations
+            .iter()
+            .map(|c| split_first(&eq[pick(j, c[j])], n))
+            .collect::<Result<_, _>>()?;
+        let a = stack_bits(&current, n)?;
+        let b = stack_bits(&other, n)?;
+        let and = s.and(&a, &b)?;
+        current = split_bits(&and, combinations.len(), n)?;
+    }
+    let in_group = s.inject(&stack_bits(&current, n)?)?;
+    let groups: Vec<Arith> = (0..combinations.len())
+        .map(|c| in_group.slice(c * pad..c * pad + n))
+        .collect();
+    let groups: Vec<Arith> = match &table.mask {
+        Some(mask) => {
+            let pairs: Vec<(&Arith, &Arith)> = groups.iter().map(|g| (g, mask)).collect();
+            s.mul_many(&pairs)?
+        }
+        None => groups,
+    };
+
+    // Weight columns: the group's rows, and per nullable column its
+    // non-null rows.
+    let mut weight_columns: Vec<Option<&Arith>> = vec![None];
+    let mut terms = Vec::new();
+    for (_, info) in aggregations {
+        let valid = match info {
+            Some(info) => value_of(table, info)?.1,
+            None => None,
+        };
+        let weight = match valid {
+            None => 0,
+            Some(v) => match weight_columns
+                .iter()
+                .position(|w| w.is_some_and(|w| std::ptr::eq(w, v)))
+            {
+                Some(i) => i,
+                None => {
+                    weight_columns.push(Some(v));
+                    weight_columns.len() - 1
+                }
+            },
+        };
+        terms.push(Terms { weight });
+    }
+    let mut weights: Vec<Vec<Arith>> = vec![groups.clone()];
+    for v in weight_columns.iter().skip(1).flatten() {
+        let pairs: Vec<(&Arith, &Arith)> = groups.iter().map(|g| (g, *v)).collect();
+        weights.push(s.mul_many(&pairs)?);
+    }
+    // Counts per weight and group, gated together: a group passes when
+    // every count it reports reaches the threshold.
+    let count_parts: Vec<Arith> = weights
+        .iter()
+        .flat_map(|ws| ws.iter().map(|w| s.sum(w)))
+        .collect();
+    let counts = Arith::concat(&count_parts.iter().collect::<Vec<_>>());
+    let t = s.public(&vec![threshold; counts.len()]);
+    let ge = s.ge(&counts, &t, count_width(n, threshold))?;
+    let ge = s.inject(&ge)?;
+    let c = combinations.len();
+    let mut all = ge.slice(0..c);
+    for k in 1..weights.len() {
+        all = s.mul(&all, &ge.slice(k * c..(k + 1) * c))?;
+    }
+    let passed: Vec<bool> = s.reveal(&all)?.iter().map(|b| *b == 1).collect();
+
+    // Sums only for passing groups.
+    let mut squares: Vec<Option<Arith>> = Vec::new();
+    for (a, info) in aggregations {
+        squares.push(match (a.agg, info) {
+            (Agg::Var, Some(info)) => {
+                let (x, _) = value_of(table, info)?;
+                Some(s.mul(x, x)?)
+            }
+            _ => None,
+        });
+    }
+    let mut pairs: Vec<(&Arith, &Arith)> = Vec::new();
+    let mut layout: Vec<Vec<Word>> = Vec::new();
+    for (g, ok) in passed.iter().enumerate() {
+        if !ok {
+            continue;
+        }
+        let mut words = Vec::new();
+        for (((a, info), term), sq) in aggregations.iter().zip(&terms).zip(&squares) {
+            let w = &weights[term.weight][g];
+            let count = Word::Count(term.weight * c + g);
+            let x = match info {
+                Some(info) => Some(value_of(table, info)?.0),
+                None => None,
+            };
+            match (a.agg, x) {
+                (Agg::Count, _) => words.push(count),
+                (Agg::Sum, Some(x)) | (Agg::Mean, Some(x)) | (Agg::Var, Some(x)) => {
+                    pairs.push((w, x));
+                    words.push(Word::Product(pairs.len() - 1));
+                    if a.agg != Agg::Sum {
+                        words.push(count);
+                    }
+                    if let (Agg::Var, Some(sq)) = (a.agg, sq) {
+                        pairs.push((w, sq));
+                        words.push(Word::Product(pairs.len() - 1));
+                    }
+                }
+                _ => {
+                    return Err(ExecError::Unsupported(format!(
+                        "{} per group",
+                        a.agg.name()
+                    )));
+                }
+            }
+        }
+        layout.push(words);
+    }
+    let products = s.inner_products(&pairs)?;
+    let mut out: Vec<Arith> = Vec::new();
+    for words in layout {
+        for w in words {
+            out.push(match w {
+                Word::Count(i) => counts.slice(i..i + 1),
+                Word::Product(i) => products.slice(i..i + 1),
+            });
+        }
+    }
+    Ok(Answer {
+        passed,
+        words: Arith::concat(&out.iter().collect::<Vec<_>>()),
+    })
+}
+
+enum Word {
+    Count(usize),
+    Product(usize),
+}
+
+fn split_first(bits: &Bits, len: usize) -> Result<Bits, ExecError> {
+    let (own, next) = bits.components();
+    Ok(Bits::from_components(len, own.to_vec(), next.to_vec())?)
+}
+
+/// Group-by on wide keys: sort by key, segmented totals by prefix sums and
+/// one copy-forward, shuffle, gate each group's last row. Reveals how many
+/// groups pass (the gate bits of shuffled rows), not which rows they were.
+fn sorted_group_by<T: Transport>(
+    s: &mut Session<T>,
+    table: &SecretTable,
+    keys: &[ColumnInfo],
+    aggregations: &[(Aggregation, Option<ColumnInfo>)],
+    threshold: u64,
+    algorithm: SortAlgorithm,
+) -> Result<Answer, ExecError> {
+    let n = table.rows;
+    let id = s.id();
+    if n == 0 {
+        return Ok(Answer {
+            passed: Vec::new(),
+            words: Arith::zeros(0),
+        });
+    }
+    let m = table.mask.clone().unwrap_or_else(|| s.public(&vec![1; n]));
+    // Packed key limbs: unselected rows last, then the keys.
+    let mut parts: Vec<(Arith, u32)> = vec![(m.neg().add_public(id, 1), 1)];
+    for k in keys {
+        let (x, _) = value_of(table, k)?;
+        let width = bits_for((k.max - k.min) as u128);
+        if width > 62 {
+            return Err(ExecError::Unsupported(format!(
+                "group key {:?} spans {width} bits; at most 62 are supported",
+                k.name
+            )));
+        }
+        parts.push((
+            x.add_public(id, (k.min as i64).wrapping_neg() as u64),
+            width,
+        ));
+    }
+    let mut limbs: Vec<(Arith, u32)> = Vec::new();
+    for (part, width) in parts {
+        match limbs.last_mut() {
+            Some((value, w)) if *w + width <= 62 => {
+                *value = value.mul_public(1u64 << width).add(&part)?;
+                *w += width;
+            }
+            _ => limbs.push((part, width)),
+        }
+    }
+    // Terms summed per group: weights (counts) and weighted values.
+    let mut term_pairs: Vec<(Arith, Arith)> = Vec::new();
+    let mut layout: Vec<Vec<usize>> = Vec::new();
+    let mut weight_of: Vec<(Option<String>, usize)> = Vec::new();
+    for (a, info) in aggregations {
+        let (x, valid) = match info {
+            Some(info) => {
+                let (x, v) = value_of(table, info)?;
+                (Some(x), v)
+            }
+            None => (None, None),
+        };
+        let key = valid.map(|_| info.as_ref().map(|i| i.name.clone()).unwrap_or_default());
+        let weight = match weight_of.iter().find(|(k, _)| *k == key) {
+            Some((_, i)) => *i,
+            None => {
+                let w = match valid {
+                    Some(v) => s.mul(&m, v)?,
+                    None => m.clone(),
+                };
+                term_pairs.push((w, s.public(&vec![1; n])));
+                weight_of.push((key, term_pairs.len() - 1));
+                term_pairs.len() - 1
+            }
+        };
+        let mut words = Vec::new();
+        match (a.agg, x) {
+            (Agg::Count, _) => words.push(weight),
+            (agg @ (Agg::Sum | Agg::Mean | Agg::Var), Some(x)) => {
+                let w = term_pairs[weight].0.clone();
+                term_pairs.push((w.clone(), x.clone()));
+                words.push(term_pairs.len() - 1);
+                if agg != Agg::Sum {
+                    words.push(weight);
+                }
+                if agg == Agg::Var {
+                    let sq = s.mul(x, x)?;
+                    term_pairs.push((w, sq));
+                    words.push(term_pairs.len() - 1);
+                }
+            }
+            _ => {
+                return Err(ExecError::Unsupported(format!(
+                    "{} per group",
+                    a.agg.name()
+                )));
+            }
+        }
+        layout.push(words);
+    }
+    // Row terms: weight times value (the weights' own terms are w * 1).
+    let pairs: Vec<(&Arith, &Arith)> = term_pairs.iter().map(|(a, b)| (a, b)).collect();
+    let terms = s.mul_many(&pairs)?;
+    let gate_term = weight_of.iter().map(|(_, i)| *i).collect::<Vec<_>>();
+
+    let mut payload: Vec<&Arith> = limbs.iter().map(|(l, _)| l).collect();
+    let key_values: Vec<&Arith> = keys
+        .iter()
+        .map(|k| value_of(table, k).map(|(x, _)| x))
+        .collect::<Result<_, _>>()?;
+    payload.extend(key_values.iter().copied());
+    payload.extend(terms.iter());
+    let sort_key = SortKey::new(limbs.iter().map(|(l, w)| (l.clone(), *w)).collect())?;
+    let sorted = s.sort(&sort_key, &payload, algorithm)?;
+    let nl = limbs.len();
+    let nk = keys.len();
+    // e[i]: row i continues row i - 1's group.
+    let mut e_bits: Option<Bits> = None;
+    if n > 1 {
+        for (l, (_, w)) in sorted[..nl].iter().zip(&limbs) {
+            let eq = s.eq(&l.slice(1..n), &l.slice(0..n - 1), *w)?;
+            e_bits = Some(match e_bits {
+                Some(acc) => s.and(&acc, &eq)?,
+                None => eq,
+            });
+        }
+    }
+    let e = match e_bits {
+        Some(b) => Arith::concat(&[&Arith::zeros(1), &s.inject(&b)?]),
+        None => Arith::zeros(n),
+    };
+    let starts = e.neg().add_public(id, 1);
+    let prefix: Vec<Arith> = sorted[nl + nk..].iter().map(|t| s.prefix_sum(t)).collect();
+    let before: Vec<Arith> = prefix
+        .iter()
+        .map(|p| Arith::concat(&[&Arith::zeros(1), &p.slice(0..n - 1)]))
+        .collect();
+    let before_refs: Vec<&Arith> = before.iter().collect();
+    let base = s.copy_forward(&starts, &before_refs)?;
+    let totals: Vec<Arith> = prefix
+        .iter()
+        .zip(&base)
+        .map(|(p, b)| p.sub(b))
+        .collect::<Result<_, _>>()?;
+    // A group's totals are complete on its last row.
+    let next_e = Arith::concat(&[&e.slice(1..n), &Arith::zeros(1)]);
+    let last = next_e.neg().add_public(id, 1);
+    let mut moved: Vec<&Arith> = vec![&last];
+    moved.extend(sorted[nl..nl + nk].iter());
+    moved.extend(totals.iter());
+    let (shuffled, _) = s.shuffle(&moved, &[])?;
+    let last = &shuffled[0];
+    let t = s.public(&vec![threshold; n]);
+    let first = s.ge(
+        &shuffled[1 + nk + gate_term[0]],
+        &t,
+        count_width(n, threshold),
+    )?;
+    let mut ok = s.inject(&first)?;
+    for &g in &gate_term[1..] {
+        let more = s.ge(&shuffled[1 + nk + g], &t, count_width(n, threshold))?;
+        let more = s.inject(&more)?;
+        ok = s.mul(&ok, &more)?;
+    }
+    let ok = s.mul(&ok, last)?;
+    let passed: Vec<bool> = s.reveal(&ok)?.iter().map(|b| *b == 1).collect();
+    let mut out: Vec<Arith> = Vec::new();
+    for (row, pass) in passed.iter().enumerate() {
+        if !pass {
+            continue;
+        }
+        for k in 0..nk {
+            out.push(shuffled[1 + k].slice(row..row + 1));
+        }
+        for words in &layout {
+            for &w in words {
+                out.push(shuffled[1 + nk + w].slice(row..row + 1));
+            }
+        }
+    }
+    Ok(Answer {
+        passed,
+        words: Arith::concat(&out.iter().collect::<Vec<_>>()),
+    })
+}

@@ -1,0 +1,256 @@
+//! Executes checked query plans ([`triad_plan::Checked`]) on secret-shared
+//! tables: filters as secret masks, oblivious sort-based merges, gated
+//! aggregates and group-bys, all as batched whole-column protocols of the
+//! core ([`triad_ring::Session`]).
+//!
+//! Every node runs the same plan on its shares; what the nodes learn is
+//! exactly what the plan's public parts say (row counts of the stored
+//! arrays, the threshold gate bits, the per-side key uniqueness bits of a
+//! merge), never a value or how many rows a filter kept.
+//!
+//! This crate owns no storage, network or keys: the node loads tables
+//! through [`TableSource`], hands in a session over its mesh, and seals
+//! what [`execute`] returns. It must not log values.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod aggregate;
+mod expr;
+mod merge;
+mod prune;
+
+use std::collections::BTreeSet;
+
+use triad_plan::{Checked, CheckedOp, CheckedOutput, ColumnInfo, PlanError, TableSchema};
+use triad_ring::{Arith, Session, SortAlgorithm, Transport};
+
+pub use aggregate::Answer;
+
+/// One column's shares: one limb per 64-bit word of the type, and the 0/1
+/// validity column if the column is nullable.
+#[derive(Clone, Debug)]
+pub struct SecretColumn {
+    /// Public description.
+    pub info: ColumnInfo,
+    /// Value limbs.
+    pub limbs: Vec<Arith>,
+    /// Validity (1 where not null), if nullable.
+    pub valid: Option<Arith>,
+}
+
+/// A table of shares: every column has `rows` elements; `mask` (0/1) marks
+/// the rows selected by earlier filters and merges (`None`: all rows).
+#[derive(Clone, Debug)]
+pub struct SecretTable {
+    /// Stored rows, selected or not.
+    pub rows: usize,
+    /// Columns.
+    pub columns: Vec<SecretColumn>,
+    /// Row mask.
+    pub mask: Option<Arith>,
+}
+
+impl SecretTable {
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&SecretColumn> {
+        self.columns.iter().find(|c| c.info.name == name)
+    }
+
+    /// Public schema.
+    pub fn schema(&self) -> TableSchema {
+        TableSchema {
+            rows: self.rows as u64,
+            columns: self.columns.iter().map(|c| c.info.clone()).collect(),
+        }
+    }
+}
+
+/// Where tables come from: the node's store.
+pub trait TableSource {
+    /// Loads the named columns (and the row mask, if the table has one) of
+    /// the table `handle`.
+    fn load(&mut self, handle: &str, columns: &BTreeSet<String>) -> Result<SecretTable, ExecError>;
+}
+
+/// Deployment rules applied whatever the query asks.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Smallest threshold any aggregate gets.
+    pub min_threshold: u64,
+    /// Sort protocol for merges and sorted group-bys. Quicksort's rounds
+    /// vary with the random shuffle (never with the data); radix sort's
+    /// are fixed, which tests of the nodes' view rely on.
+    pub sort: SortAlgorithm,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_threshold: 3,
+            sort: SortAlgorithm::Quick,
+        }
+    }
+}
+
+/// What a query produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Aggregates behind their gates, as shares to send to the requester.
+    Answer(Answer),
+    /// A new secret table to store.
+    Table(SecretTable),
+}
+
+/// Why a query did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The plan does not type against the tables.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The gate counted fewer rows than the threshold; nothing was revealed.
+    #[error("threshold not met: the aggregate needs at least {threshold} rows")]
+    ThresholdNotMet {
+        /// The threshold applied.
+        threshold: u64,
+    },
+    /// Neither side of a merge has unique keys among its selected rows.
+    #[error(
+        "merge keys are not unique on either side among the selected rows (one side must be unique)"
+    )]
+    NotUnique,
+    /// A table could not be loaded.
+    #[error("table {handle}: {reason}")]
+    Table {
+        /// Handle.
+        handle: String,
+        /// Why.
+        reason: String,
+    },
+    /// A valid plan this version cannot run.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The protocol failed (a peer went away, a malformed message).
+    #[error(transparent)]
+    Protocol(#[from] triad_ring::Error),
+}
+
+/// Runs `checked` with `session`, loading inputs from `tables`.
+pub fn execute<T: Transport>(
+    session: &mut Session<T>,
+    checked: &Checked,
+    tables: &mut dyn TableSource,
+    policy: &Policy,
+) -> Result<Outcome, ExecError> {
+    let needed = prune::needed_columns(checked);
+    let mut remaining = prune::uses(checked);
+    let mut frames: Vec<Option<SecretTable>> = Vec::with_capacity(checked.frames.len());
+    for (index, frame) in checked.frames.iter().enumerate() {
+        if remaining[index] == 0 {
+            frames.push(None);
+            continue;
+        }
+        let mut take = |id: u32| prune::take(&mut frames, &mut remaining, id);
+        let table = match &frame.op {
+            CheckedOp::Table { handle } => tables.load(handle, &needed[index])?,
+            CheckedOp::Filter { input, predicate } => {
+                let mut table = take(*input)?;
+                let keep = expr::truth_mask(session, &table, predicate)?;
+                table.mask = Some(match table.mask.take() {
+                    Some(mask) => session.mul(&mask, &keep)?,
+                    None => keep,
+                });
+                table
+            }
+            CheckedOp::WithColumn { input, name, expr } => {
+                let mut table = take(*input)?;
+                if !needed[index].contains(name) {
+                    frames.push(Some(table));
+                    continue;
+                }
+                let info = frame
+                    .schema
+                    .column(name)
+                    .cloned()
+                    .ok_or_else(|| ExecError::Unsupported(format!("column {name}")))?;
+                let column = expr::column(session, &table, expr, info)?;
+                match table.columns.iter_mut().find(|c| &c.info.name == name) {
+                    Some(c) => *c = column,
+                    None => table.columns.push(column),
+                }
+                table
+            }
+            CheckedOp::Select { input, columns } => {
+                let mut table = take(*input)?;
+                let mut kept = Vec::new();
+                for name in columns {
+                    if let Some(pos) = table.columns.iter().position(|c| &c.info.name == name) {
+                        kept.push(table.columns.swap_remove(pos));
+                    }
+                }
+                table.columns = kept;
+                table
+            }
+            CheckedOp::Merge {
+                left,
+                right,
+                how,
+                keys,
+                left_columns,
+                right_columns,
+            } => {
+                let l = take(*left)?;
+                let r = take(*right)?;
+                merge::merge(
+                    session,
+                    &l,
+                    &r,
+                    *how,
+                    keys,
+                    left_columns,
+                    right_columns,
+                    &frame.schema,
+                    &needed[index],
+                    policy.sort,
+                )?
+            }
+        };
+        frames.push(Some(table));
+    }
+    match &checked.output {
+        CheckedOutput::Store { frame } => {
+            let table = prune::take(&mut frames, &mut remaining, *frame)?;
+            Ok(Outcome::Table(table))
+        }
+        CheckedOutput::Aggregate {
+            frame,
+            aggregation,
+            column,
+            threshold,
+        } => {
+            let table = prune::take(&mut frames, &mut remaining, *frame)?;
+            let threshold = (*threshold).max(policy.min_threshold).max(1);
+            aggregate::aggregate(session, &table, aggregation, column.as_ref(), threshold)
+                .map(Outcome::Answer)
+        }
+        CheckedOutput::GroupBy {
+            frame,
+            keys,
+            aggregations,
+            threshold,
+            form,
+        } => {
+            let table = prune::take(&mut frames, &mut remaining, *frame)?;
+            let threshold = (*threshold).max(policy.min_threshold).max(1);
+            aggregate::group_by(
+                session,
+                &table,
+                keys,
+                aggregations,
+                threshold,
+                form,
+                policy.sort,
+            )
+            .map(Outcome::Answer)
+        }
+    }
+}
