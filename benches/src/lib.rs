@@ -21,6 +21,7 @@ use triad_ring::{
     Transport, XorWords, memory_mesh,
 };
 
+pub mod e2e;
 pub mod quic;
 
 /// Operations `triad-bench micro` knows, in the order `--op all` runs them.

@@ -69,6 +69,20 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// The seed analysis (merge, then three gated sums) on generated
+    /// tables of `rows` rows per party.
+    E2e {
+        /// Rows per party table.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Where the parties run: in this process, or three node
+        /// processes.
+        #[arg(long, value_enum, default_value_t = Transport::Quic)]
+        transport: Transport,
+        /// Threads per party for local work (memory transport).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// A node of the upload benchmark's local cluster.
     #[command(subcommand, hide = true)]
     Node(triad_node::cli::NodeCommand),
@@ -144,6 +158,19 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Upload { rows, cols, keep } => {
             for phase in upload::run(rows, cols, keep.as_deref())? {
+                println!("{}", serde_json::to_string(&phase)?);
+            }
+        }
+        Command::E2e {
+            rows,
+            transport,
+            threads,
+        } => {
+            let phases = match transport {
+                Transport::Memory => triad_bench::e2e::run_memory(rows, threads)?,
+                Transport::Quic => anyhow::bail!("e2e over node processes: not built yet"),
+            };
+            for phase in phases {
                 println!("{}", serde_json::to_string(&phase)?);
             }
         }

@@ -69,14 +69,57 @@ pub enum ClientError {
     /// Bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// A query plan that does not type against the tables' public schemas
+    /// (unknown column, wrong types, a sum that could overflow, a bad
+    /// literal). Found by the client before anything was sent (`plan` is
+    /// then the checker's error), or refused by the nodes.
+    #[error("bad plan: {message}")]
+    BadPlan {
+        /// What is wrong; names columns and operators, never values.
+        message: String,
+        /// The plan checker's error, when the client found it.
+        plan: Option<triad_plan::PlanError>,
+    },
+    /// A threshold gate counted fewer rows than its threshold: nothing but
+    /// that one bit was revealed, and no aggregate was reconstructed.
+    #[error("threshold not met: {message}")]
+    ThresholdNotMet {
+        /// The nodes' message (names the threshold applied).
+        message: String,
+    },
+    /// A merge whose keys are unique on neither side among the selected
+    /// rows (one side must be unique).
+    #[error("merge keys not unique: {message}")]
+    NotUnique {
+        /// The nodes' message.
+        message: String,
+    },
+}
+
+impl From<triad_plan::PlanError> for ClientError {
+    fn from(plan: triad_plan::PlanError) -> ClientError {
+        ClientError::BadPlan {
+            message: plan.to_string(),
+            plan: Some(plan),
+        }
+    }
 }
 
 impl ClientError {
-    /// The refusal's kind, if a node refused.
+    /// The refusal's kind, if a node refused (a plan the client refused
+    /// itself counts as [`ErrorKind::BadPlan`]).
     pub fn refusal(&self) -> Option<ErrorKind> {
         match self {
             ClientError::Refused { error, .. } => Some(error.kind),
+            ClientError::BadPlan { .. } => Some(ErrorKind::BadPlan),
+            ClientError::ThresholdNotMet { .. } => Some(ErrorKind::ThresholdNotMet),
+            ClientError::NotUnique { .. } => Some(ErrorKind::NotUnique),
             _ => None,
         }
+    }
+
+    /// Whether this is a failed threshold gate.
+    pub fn is_threshold_not_met(&self) -> bool {
+        matches!(self, ClientError::ThresholdNotMet { .. })
     }
 }

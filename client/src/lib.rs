@@ -12,6 +12,13 @@
 //! - The connection file ([`connection`]) and the signed requests, dealing
 //!   and reconstruction ([`remote`]).
 //! - The local three-node cluster of the demo and the tests ([`cluster`]).
+//! - The DataFrame API ([`frame`], [`expr`]): secret frames built like
+//!   polars or crandas frames (`filter`, `merge`, `with_column`, `select`,
+//!   thresholded aggregates, group-bys, `store`), typed here with the plan
+//!   checker before they are sent as query plans, and the decoding of what
+//!   the nodes reveal ([`answer`]).
+//! - The seed notebook's analysis ([`seed`]), shared by `triad demo` and
+//!   the `seed_analysis` example.
 //!
 //! # What it must not do
 //!
@@ -22,13 +29,32 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod expr;
+pub mod frame;
 pub mod remote;
 pub mod schema;
+pub mod seed;
 pub mod table;
 
+pub use answer::Value;
 pub use connection::ConnectionFile;
 pub use error::ClientError;
-pub use remote::{Client, Uploaded};
+pub use frame::{GroupBy, SecretFrame};
+pub use remote::{Client, QueryReply, Uploaded};
+pub use triad_node::store::Handle;
+
+/// What an analysis script needs: `use triad_client::prelude::*;`.
+pub mod prelude {
+    pub use crate::answer::Value;
+    pub use crate::error::ClientError;
+    pub use crate::expr::{
+        Expr, Predicate, col, date_days, lit, lit_bool, lit_date, lit_decimal, lit_fixed,
+    };
+    pub use crate::frame::{Aggregation, GroupBy, How, SecretFrame, agg};
+    pub use crate::remote::Client;
+    pub use triad_node::store::Handle;
+}

@@ -2,7 +2,7 @@
 //! demo cluster.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -10,7 +10,7 @@ use triad_auth::UserKey;
 use triad_client::cluster::LocalCluster;
 use triad_client::schema::Schema;
 use triad_client::table::read_table;
-use triad_client::{Client, ConnectionFile};
+use triad_client::{Client, ConnectionFile, seed};
 use triad_node::cli::NodeCommand;
 use triad_node::config::Role;
 use triad_node::store::Handle;
@@ -88,7 +88,9 @@ enum Command {
         conn: Conn,
     },
     /// Start a local three-node cluster on loopback, upload two generated
-    /// tables shaped like the seed notebook's, run queries, stop.
+    /// tables shaped like the seed notebook's, run the seed analysis (merge,
+    /// thresholded per-month sums), check it against polars in the clear,
+    /// draw it, stop.
     Demo {
         /// Rows per generated table.
         #[arg(long, default_value_t = 2000)]
@@ -96,6 +98,14 @@ enum Command {
         /// Keep the cluster's files here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where to write the bar chart (SVG). Default: seed-analysis.svg in
+        /// --dir, or triad-seed-analysis.svg in the system's temporary
+        /// directory when the demo's files are temporary.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 0x7269_6164)]
+        seed: u64,
     },
     /// Run a local three-node cluster until interrupted; writes the
     /// connection file for the key given.
@@ -186,7 +196,12 @@ fn main() -> anyhow::Result<()> {
             println!("deleted {handle}");
             client.close();
         }
-        Command::Demo { rows, dir } => demo(rows, dir)?,
+        Command::Demo {
+            rows,
+            dir,
+            chart,
+            seed,
+        } => demo(rows, dir, chart, seed)?,
         Command::Cluster { dir, key } => {
             let mut cluster = make_cluster(&dir, &key)?;
             cluster.start(Duration::from_secs(60))?;
@@ -303,130 +318,36 @@ fn make_cluster(dir: &Path, key_path: &Path) -> anyhow::Result<LocalCluster> {
     Ok(LocalCluster::create(dir, &program, &users, &key_file)?)
 }
 
-/// Deterministic generator for the demo's dummy data (splitmix64).
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const DEMO_SCHEMA_KEYS: &str = r#"
-[[column]]
-name = "year"
-type = "int"
-min = 2019
-max = 2024
-
-[[column]]
-name = "month"
-type = "int"
-min = 1
-max = 12
-
-[[column]]
-name = "day"
-type = "int"
-min = 1
-max = 31
-
-[[column]]
-name = "article_nr"
-type = "int"
-min = 0
-max = 9999
-
-[[column]]
-name = "batch_nr"
-type = "int"
-min = 0
-max = 999
-
-[[column]]
-name = "smokes"
-type = "bool"
-"#;
-
-/// Writes the two seed-shaped tables: party1 with `condition_x`, party2
-/// with `condition_y`; half of party2's keys also occur in party1.
-fn write_demo_tables(dir: &Path, rows: usize) -> anyhow::Result<[(PathBuf, PathBuf); 2]> {
-    let mut rng = Mix(0x7269_6164);
-    let key = |rng: &mut Mix| {
-        (
-            2019 + rng.below(6),
-            1 + rng.below(12),
-            1 + rng.below(28),
-            rng.below(10_000),
-            rng.below(1000),
-            rng.below(2),
-        )
-    };
-    let keys: Vec<_> = (0..rows).map(|_| key(&mut rng)).collect();
-    let mut out = Vec::new();
-    for (party, condition) in [(1, "condition_x"), (2, "condition_y")] {
-        let csv = dir.join(format!("party{party}.csv"));
-        let schema = dir.join(format!("party{party}.toml"));
-        let mut text = format!("year,month,day,article_nr,batch_nr,smokes,{condition}\n");
-        for (i, k) in keys.iter().enumerate() {
-            // party2 shares every other key with party1 and has its own
-            // for the rest.
-            let k = if party == 2 && i % 2 == 1 {
-                key(&mut rng)
-            } else {
-                *k
-            };
-            let c = u64::from(rng.below(100) < 30);
-            text.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                k.0,
-                k.1,
-                k.2,
-                k.3,
-                k.4,
-                if k.5 == 1 { "true" } else { "false" },
-                c
-            ));
-        }
-        std::fs::write(&csv, text)?;
-        std::fs::write(
-            &schema,
-            format!(
-                "{DEMO_SCHEMA_KEYS}\n[[column]]\nname = \"{condition}\"\ntype = \"int\"\nmin = 0\nmax = 1\n"
-            ),
-        )?;
-        out.push((csv, schema));
-    }
-    let [a, b]: [(PathBuf, PathBuf); 2] = out.try_into().map_err(|_| anyhow::anyhow!("two"))?;
-    Ok([a, b])
-}
-
-fn demo(rows: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn demo(
+    rows: usize,
+    dir: Option<PathBuf>,
+    chart: Option<PathBuf>,
+    seed: u64,
+) -> anyhow::Result<()> {
     if rows == 0 {
         bail!("--rows must be at least 1");
     }
     let temp;
-    let root = match dir {
+    let (root, kept) = match dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
                 bail!("{} is not empty", d.display());
             }
             std::fs::create_dir_all(&d)?;
-            d
+            (d, true)
         }
         None => {
             temp = TempRoot::new()?;
-            temp.0.clone()
+            (temp.0.clone(), false)
         }
     };
+    let chart = chart.unwrap_or_else(|| {
+        if kept {
+            root.join("seed-analysis.svg")
+        } else {
+            std::env::temp_dir().join("triad-seed-analysis.svg")
+        }
+    });
     let key_path = root.join("owner.key");
     let key = UserKey::generate()?;
     key.save(&key_path)?;
@@ -443,7 +364,7 @@ fn demo(rows: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mut cluster = LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?;
     cluster.start(Duration::from_secs(60))?;
     let client = Client::connect_file(&cluster.connection_path())?;
-    let tables = write_demo_tables(&root, rows)?;
+    let tables = seed::write_demo_tables(&root, rows, seed)?;
     let mut handles = Vec::new();
     for (csv, schema) in &tables {
         let schema = Schema::load(schema)?;
@@ -467,9 +388,30 @@ fn demo(rows: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         let count = client.count(&handle, None)?;
         println!("  sum({column}) = {sum} of {count} rows");
     }
+
     println!(
-        "\nThe seed's merge and thresholded per-month sums need the DataFrame operations, which are not built yet."
+        "\nseed analysis: merged = party1.merge(party2, how=inner, on={:?});\n  per month: merged[((condition_y == 1) & (month == m)).with_threshold({})][\"condition_y\"].sum()",
+        seed::SEED_KEYS,
+        seed::SEED_THRESHOLD
     );
+    let started = Instant::now();
+    let results = seed::seed_analysis(&client, &handles[0], &handles[1], &seed::SEED_MONTHS)?;
+    println!(
+        "  (merge stored and {} months queried in {:.1} s)\n",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", seed::format_results(&results));
+    let clear = seed::seed_analysis_clear(&tables[0].0, &tables[1].0, &seed::SEED_MONTHS)?;
+    if clear == results {
+        println!("\npolars in the clear on the generated CSVs agrees: yes");
+    } else {
+        println!("\npolars in the clear on the generated CSVs agrees: NO");
+        print!("{}", seed::format_results(&clear));
+        bail!("the secret result differs from the clear one");
+    }
+    seed::write_chart(&chart, &results)?;
+    println!("bar chart written to {}", chart.display());
     client.close();
     cluster.stop();
     Ok(())

@@ -13,12 +13,13 @@ use triad_auth::{
 };
 use triad_net::{LinkConfig, NodeLink};
 use triad_node::api::{
-    self, Body, CallHeader, ComponentSource, Reply, ResultShares, TableSummary, UploadBody,
-    UploadPayload,
+    self, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares, TableSummary,
+    UploadBody, UploadPayload,
 };
 use triad_node::store::{
     AgreedUpload, ColumnInfo, ColumnSchema, Handle, UploadId, component_digest, handle_for,
 };
+use triad_plan::Query;
 use triad_ring::PartyId;
 use triad_ring::outside::expand;
 
@@ -456,28 +457,50 @@ impl Client {
                     problem: "answered with something other than a sealed result".into(),
                 });
             };
-            let context = ResultContext {
-                request: request.digest(),
-                node: node as u32,
-                output: 0,
-            };
-            let sealed = Sealed {
-                ephemeral_public: X25519Public::from_bytes(ephemeral_public),
+            shares.push(Client::open_shares(
+                request,
+                secret,
+                node,
+                ephemeral_public,
                 ciphertext,
-            };
-            let plain = triad_auth::open(secret, &context.to_bytes(), &sealed).map_err(|_| {
-                ClientError::Misbehaving {
-                    node,
-                    problem: "its sealed result does not open".into(),
-                }
-            })?;
-            let result: ResultShares =
-                api::decode(&plain).map_err(|e| ClientError::Misbehaving {
-                    node,
-                    problem: format!("unreadable result: {e}"),
-                })?;
-            shares.push(result);
+            )?);
         }
+        Client::combine(shares)
+    }
+
+    /// Opens node `node`'s sealed [`ResultShares`].
+    fn open_shares(
+        request: &SignedRequest,
+        secret: &ResultSecret,
+        node: usize,
+        ephemeral_public: [u8; 32],
+        ciphertext: Vec<u8>,
+    ) -> Result<ResultShares, ClientError> {
+        let context = ResultContext {
+            request: request.digest(),
+            node: node as u32,
+            output: 0,
+        };
+        let sealed = Sealed {
+            ephemeral_public: X25519Public::from_bytes(ephemeral_public),
+            ciphertext,
+        };
+        let plain = triad_auth::open(secret, &context.to_bytes(), &sealed).map_err(|_| {
+            ClientError::Misbehaving {
+                node,
+                problem: "its sealed result does not open".into(),
+            }
+        })?;
+        api::decode(&plain).map_err(|e| ClientError::Misbehaving {
+            node,
+            problem: format!("unreadable result: {e}"),
+        })
+    }
+
+    /// Adds up the three nodes' components, after checking that each
+    /// component is reported the same by both nodes holding it (and
+    /// blaming the node that lies about two).
+    fn combine(shares: Vec<ResultShares>) -> Result<Vec<u64>, ClientError> {
         let len = shares[0].own.len();
         for (node, s) in shares.iter().enumerate() {
             if s.own.len() != len || s.next.len() != len {
@@ -526,6 +549,110 @@ impl Client {
                     .wrapping_add(shares[2].own[i])
             })
             .collect())
+    }
+
+    /// Runs a query plan on the nodes, as it is: this does not check the
+    /// plan first (the [`SecretFrame`](crate::frame::SecretFrame) API does,
+    /// and [`Client::check`] can). The three nodes must agree on the gate
+    /// outcomes or on the stored handle; result words are reconstructed
+    /// here with every component checked against both nodes holding it.
+    ///
+    /// Refusals of kind `ThresholdNotMet`, `NotUnique` and `BadPlan` come
+    /// back as [`ClientError::ThresholdNotMet`], [`ClientError::NotUnique`]
+    /// and [`ClientError::BadPlan`]; other refusals as
+    /// [`ClientError::Refused`]. A gate that failed inside a group-by is
+    /// not an error: its entry of `passed` is false.
+    pub fn query(&self, query: &Query) -> Result<QueryReply, ClientError> {
+        let body = Body::Query {
+            plan: query.clone(),
+        };
+        let (request, secret) = self.sign(&body)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        Client::query_reply(&request, &secret, replies)
+    }
+
+    /// Decodes the three replies to a query.
+    fn query_reply(
+        request: &SignedRequest,
+        secret: &ResultSecret,
+        replies: [Reply; 3],
+    ) -> Result<QueryReply, ClientError> {
+        for (node, reply) in replies.iter().enumerate() {
+            if let Reply::Refused(error) = reply {
+                let message = error.message.clone();
+                return Err(match error.kind {
+                    ErrorKind::ThresholdNotMet => ClientError::ThresholdNotMet { message },
+                    ErrorKind::NotUnique => ClientError::NotUnique { message },
+                    ErrorKind::BadPlan => ClientError::BadPlan {
+                        message,
+                        plan: None,
+                    },
+                    _ => ClientError::Refused {
+                        node,
+                        error: error.clone(),
+                    },
+                });
+            }
+        }
+        match &replies[0] {
+            Reply::Stored { .. } => {
+                let stored: Vec<Option<(Handle, u64)>> = replies
+                    .iter()
+                    .map(|r| match r {
+                        Reply::Stored { handle, rows } => Some((*handle, *rows)),
+                        _ => None,
+                    })
+                    .collect();
+                let (handle, rows) = majority(&stored, "stored table")?;
+                Ok(QueryReply::Stored { handle, rows })
+            }
+            Reply::Answer { .. } => {
+                let gates: Vec<Option<Vec<bool>>> = replies
+                    .iter()
+                    .map(|r| match r {
+                        Reply::Answer { passed, .. } => Some(passed.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let passed = majority(&gates, "gate outcomes")?;
+                let any = passed.iter().any(|p| *p);
+                let mut shares = Vec::new();
+                for (node, reply) in replies.into_iter().enumerate() {
+                    let Reply::Answer {
+                        ephemeral_public,
+                        ciphertext,
+                        ..
+                    } = reply
+                    else {
+                        return Err(ClientError::Misbehaving {
+                            node,
+                            problem: "answered a query with something other than an answer".into(),
+                        });
+                    };
+                    if ciphertext.is_empty() && !any {
+                        // Nothing passed: no words to reveal.
+                        shares.push(ResultShares {
+                            own: Vec::new(),
+                            next: Vec::new(),
+                        });
+                        continue;
+                    }
+                    shares.push(Client::open_shares(
+                        request,
+                        secret,
+                        node,
+                        ephemeral_public,
+                        ciphertext,
+                    )?);
+                }
+                let words = Client::combine(shares)?;
+                Ok(QueryReply::Answer { passed, words })
+            }
+            _ => Err(ClientError::Misbehaving {
+                node: 0,
+                problem: "answered a query with something other than an answer or a table".into(),
+            }),
+        }
     }
 
     /// The sum of a column, revealed to this client only. Sums wrap modulo
@@ -601,6 +728,59 @@ impl Client {
             }
         });
     }
+}
+
+/// What the nodes answered to a query (see [`Client::query`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryReply {
+    /// An aggregate or group-by: the public gate outcomes (one per
+    /// candidate group) and the reconstructed result words of the groups
+    /// that passed, laid out as `triad_exec::Answer` documents (decode them
+    /// with [`crate::answer`]).
+    Answer {
+        /// Gate outcome per candidate group.
+        passed: Vec<bool>,
+        /// Result words (encoded integers, two's complement).
+        words: Vec<u64>,
+    },
+    /// A new secret table, stored on all three nodes.
+    Stored {
+        /// Its handle.
+        handle: Handle,
+        /// Rows stored (masked-out rows included: how many are selected is
+        /// secret).
+        rows: u64,
+    },
+}
+
+/// The value all three nodes report; with one odd node out, that node is
+/// blamed; with no two agreeing, the nodes disagree.
+fn majority<T: PartialEq + Clone>(values: &[Option<T>], what: &str) -> Result<T, ClientError> {
+    for (node, v) in values.iter().enumerate() {
+        if v.is_none() {
+            return Err(ClientError::Misbehaving {
+                node,
+                problem: format!("answered with something other than the {what} the others sent"),
+            });
+        }
+    }
+    if values[0] == values[1] && values[1] == values[2] {
+        return values[0]
+            .clone()
+            .ok_or_else(|| ClientError::Disagreement(format!("no {what}")));
+    }
+    for odd in 0..3 {
+        let (a, b) = ((odd + 1) % 3, (odd + 2) % 3);
+        if values[a] == values[b] {
+            return Err(ClientError::Misbehaving {
+                node: odd,
+                problem: format!("its {what} differ from the other two nodes'"),
+            });
+        }
+    }
+    Err(ClientError::Disagreement(format!(
+        "the three nodes report different {what}"
+    )))
 }
 
 /// Runs futures concurrently and collects their outputs in order.
@@ -742,5 +922,121 @@ mod tests {
             Client::reconstruct(&request, &secret, replies),
             Err(ClientError::Misbehaving { node: 0, .. })
         ));
+    }
+
+    fn answers(request: &SignedRequest, words: &[u64], passed: [Vec<bool>; 3]) -> [Reply; 3] {
+        // Components: x0 = words + 1, x1 = 2, x2 = -3 (they add up).
+        let comp = |c: usize| -> Vec<u64> {
+            words
+                .iter()
+                .map(|w| match c {
+                    0 => w.wrapping_add(1),
+                    1 => 2,
+                    _ => 3u64.wrapping_neg(),
+                })
+                .collect()
+        };
+        let replies: Vec<Reply> = passed
+            .into_iter()
+            .enumerate()
+            .map(|(node, passed)| {
+                let shares = ResultShares {
+                    own: comp(node),
+                    next: comp((node + 1) % 3),
+                };
+                let context = ResultContext {
+                    request: request.digest(),
+                    node: node as u32,
+                    output: 0,
+                };
+                let sealed = triad_auth::seal(
+                    &request.request.result_key,
+                    &context.to_bytes(),
+                    &api::encode(&shares),
+                )
+                .unwrap();
+                Reply::Answer {
+                    passed,
+                    ephemeral_public: *sealed.ephemeral_public.as_bytes(),
+                    ciphertext: sealed.ciphertext,
+                }
+            })
+            .collect();
+        replies.try_into().unwrap()
+    }
+
+    #[test]
+    fn query_replies_decode_and_must_agree() {
+        let (request, secret) = request();
+        let gates = vec![true, false, true];
+        let reply = Client::query_reply(
+            &request,
+            &secret,
+            answers(
+                &request,
+                &[7, u64::MAX],
+                [gates.clone(), gates.clone(), gates.clone()],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            reply,
+            QueryReply::Answer {
+                passed: gates.clone(),
+                words: vec![7, u64::MAX],
+            }
+        );
+        // One node reporting other gate outcomes is blamed.
+        let odd = vec![true, true, true];
+        match Client::query_reply(
+            &request,
+            &secret,
+            answers(&request, &[7], [gates.clone(), odd.clone(), gates.clone()]),
+        ) {
+            Err(ClientError::Misbehaving { node: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Stored handles must agree.
+        let handle: Handle = "11".repeat(32).parse().unwrap();
+        let other: Handle = "22".repeat(32).parse().unwrap();
+        let stored = |h: Handle| Reply::Stored { handle: h, rows: 9 };
+        assert_eq!(
+            Client::query_reply(
+                &request,
+                &secret,
+                [stored(handle), stored(handle), stored(handle)]
+            )
+            .unwrap(),
+            QueryReply::Stored { handle, rows: 9 }
+        );
+        match Client::query_reply(
+            &request,
+            &secret,
+            [stored(handle), stored(handle), stored(other)],
+        ) {
+            Err(ClientError::Misbehaving { node: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Refusals map to typed errors.
+        let refused = |kind| {
+            let r = || Reply::Refused(api::ApiError::new(kind, "why"));
+            Client::query_reply(&request, &secret, [r(), r(), r()]).unwrap_err()
+        };
+        assert!(matches!(
+            refused(ErrorKind::ThresholdNotMet),
+            ClientError::ThresholdNotMet { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorKind::NotUnique),
+            ClientError::NotUnique { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorKind::BadPlan),
+            ClientError::BadPlan { plan: None, .. }
+        ));
+        assert_eq!(
+            refused(ErrorKind::Storage).refusal(),
+            Some(ErrorKind::Storage)
+        );
     }
 }

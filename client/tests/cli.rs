@@ -27,11 +27,33 @@ fn triad(args: &[&str], conn: Option<&Path>) -> (bool, String, String) {
 
 #[test]
 fn the_demo_runs_end_to_end() {
-    let (ok, out, err) = triad(&["demo", "--rows", "200"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let (ok, out, err) = triad(
+        &["demo", "--rows", "200", "--dir", demo.to_str().unwrap()],
+        None,
+    );
     assert!(ok, "demo failed: {err}");
     assert!(out.contains("uploaded party1.csv (200 rows)"), "{out}");
     assert!(out.contains("sum(condition_x) = "), "{out}");
     assert!(out.contains("sum(condition_y) = "), "{out}");
+    // The seed analysis: a Month / Sum table for January, May and
+    // September, checked against polars in the clear, and the chart.
+    assert!(out.contains("Month        Sum of Asthma"), "{out}");
+    for month in ["Jan ", "May ", "September "] {
+        assert!(out.contains(month), "{out}");
+    }
+    assert!(
+        out.contains("polars in the clear on the generated CSVs agrees: yes"),
+        "{out}"
+    );
+    let chart = demo.join("seed-analysis.svg");
+    assert!(out.contains(&chart.display().to_string()), "{out}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("September"),
+        "{svg}"
+    );
 }
 
 #[test]

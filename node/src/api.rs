@@ -51,6 +51,12 @@ pub enum Body {
         /// The table.
         handle: Handle,
     },
+    /// Run a query plan: a gated aggregate or group-by (answered with
+    /// [`Reply::Answer`]) or a new stored table ([`Reply::Stored`]).
+    Query {
+        /// The plan, canonical as the client built it.
+        plan: triad_plan::Query,
+    },
 }
 
 impl Body {
@@ -67,6 +73,7 @@ impl Body {
             Body::Sum { .. } => "sum",
             Body::Count { .. } => "count",
             Body::Delete { .. } => "delete",
+            Body::Query { .. } => "query",
         }
     }
 }
@@ -185,6 +192,25 @@ pub enum Reply {
         /// The ciphertext.
         ciphertext: Vec<u8>,
     },
+    /// The gates of an aggregate query and, sealed to the request's result
+    /// key, this node's components of the words of the groups that passed
+    /// (opened, they are [`ResultShares`]; layout in
+    /// `triad_exec::Answer`).
+    Answer {
+        /// Gate outcome per candidate group.
+        passed: Vec<bool>,
+        /// The sealing's ephemeral public key.
+        ephemeral_public: [u8; 32],
+        /// The ciphertext.
+        ciphertext: Vec<u8>,
+    },
+    /// A query's result stored as a new secret table on all three nodes.
+    Stored {
+        /// Its handle.
+        handle: Handle,
+        /// Rows stored (selected or not: the count kept is secret).
+        rows: u64,
+    },
     /// A public count (a table's row count is public).
     Count(u64),
     /// The table is gone from this node.
@@ -231,6 +257,14 @@ pub enum ErrorKind {
     Storage,
     /// Anything else on the node.
     Internal,
+    /// The query plan does not type against the tables (unknown column,
+    /// wrong types, a sum that could overflow).
+    BadPlan,
+    /// An aggregate's gate counted fewer rows than its threshold; nothing
+    /// was revealed but that.
+    ThresholdNotMet,
+    /// Neither side of a merge has unique keys among its selected rows.
+    NotUnique,
 }
 
 /// A refusal, with a message that names what was wrong and never carries

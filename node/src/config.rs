@@ -108,6 +108,10 @@ pub struct Limits {
     pub agree_timeout_ms: u64,
     /// The most rows an upload may have.
     pub rows_max: u64,
+    /// The smallest threshold any query aggregate gets, whatever the query
+    /// asks: a gate counting fewer selected rows refuses the aggregate
+    /// (`ThresholdNotMet`). Values below 1 act as 1.
+    pub min_threshold: u64,
 }
 
 impl Default for Limits {
@@ -120,6 +124,7 @@ impl Default for Limits {
             idle_timeout_ms: 10_000,
             agree_timeout_ms: 10_000,
             rows_max: 1 << 32,
+            min_threshold: 3,
         }
     }
 }

@@ -18,6 +18,16 @@
 //! 4. All three execute it, exchanging what the operation needs (upload
 //!    reports, table digests, status), and each answers its client.
 //!
+//! A query plan (`run_query`) first has every node type it against its
+//! inputs, check the memory budget and read the inputs verified; the three
+//! exchange that outcome (and input fingerprints) so that they all run it
+//! or all refuse. It then runs as one [`triad_ring::Session`] borrowing the
+//! mesh's transport, with the pairwise keys agreed when the mesh formed.
+//! An aggregate is sealed to the requester like a sum; a stored result
+//! goes through the upload path after staging (cross-check, unconfirmed
+//! record, commit or roll back on all three). See [`query`] for how
+//! tables map to share columns.
+//!
 //! When idle, node 0 announces a tick every second, which all three
 //! acknowledge to each other; so a dead link is noticed within the idle
 //! timeout, and the engine then re-forms the mesh, refusing requests with
@@ -26,6 +36,8 @@
 // Store errors name table, column and file by value (see `store`); they
 // sit on cold paths, and boxing them would only hide them from matching.
 #![allow(clippy::result_large_err)]
+
+pub mod query;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,11 +49,12 @@ use serde::{Deserialize, Serialize};
 use triad_auth::{
     AuthError, NonceStore, RequestDigest, ResultContext, SignedRequest, UserPublicKey,
 };
+use triad_exec::{ExecError, Outcome, Policy};
 use triad_net::{
     Call, ClientConnection, ClientListener, LinkConfig, MeshConfig, MeshListener, NodeIdentity,
     PeerConfig, QuicTransport,
 };
-use triad_ring::{Arith, PartyId, Transport, TransportError};
+use triad_ring::{Arith, PairKeys, PartyId, Session, SessionConfig, Transport, TransportError};
 
 use crate::api::{
     self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares,
@@ -50,8 +63,8 @@ use crate::api::{
 use crate::config::{Config, Role};
 use crate::pending::{Pending, PendingError, settle};
 use crate::store::{
-    AgreedUpload, ComponentKeys, Handle, StagedUpload, Store, StoreError, TableInfo, Upload,
-    combine, handle_for,
+    AgreedUpload, ComponentKeys, Digest, Handle, StagedUpload, Store, StoreError, TableInfo,
+    Upload, combine, derived_handle, derived_upload_id, handle_for,
 };
 
 /// Why the node could not start or stopped.
@@ -381,6 +394,27 @@ async fn handle_call(
                     ),
                 ));
             }
+            // A query result's rows include rows the query did not select
+            // (and its mask says which): a plain sum, or a count of a
+            // column's present values, would reveal them without a gate.
+            let ungated = match &header.body {
+                Body::Sum { .. } => Some("sums"),
+                Body::Count {
+                    column: Some(_), ..
+                } => Some("counts of a column"),
+                _ => None,
+            };
+            if let Some(what) = ungated
+                && table.is_derived()
+            {
+                return Err(refuse(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "table {handle} is a query result whose rows include unselected ones; \
+                         {what} of it go through a query with a threshold"
+                    ),
+                ));
+            }
             if let Body::Sum { column, .. } = &header.body {
                 if !table.columns.iter().any(|c| &c.name == column) {
                     return Err(refuse(
@@ -401,6 +435,10 @@ async fn handle_call(
                     format!("table {handle} has no column {column:?}"),
                 ));
             }
+            None
+        }
+        Body::Query { plan } => {
+            authorize_query(shared, user, &signer, plan)?;
             None
         }
     };
@@ -428,6 +466,40 @@ async fn handle_call(
         .map_err(|_| refuse(ErrorKind::Internal, "the request was dropped"))
 }
 
+/// Until signed approvals exist: a query may run if the signer owns every
+/// input table, or has the analyst role. Every input must be a handle this
+/// node holds.
+fn authorize_query(
+    shared: &Shared,
+    user: &crate::config::UserEntry,
+    signer: &UserPublicKey,
+    plan: &triad_plan::Query,
+) -> Result<(), ApiError> {
+    let me = api::owner_key(signer);
+    let mut owns_all = true;
+    for (position, text) in plan.inputs().into_iter().enumerate() {
+        let handle: Handle = text.parse().map_err(|e| {
+            refuse(
+                ErrorKind::BadRequest,
+                format!("input table {position} of the plan is not a handle: {e}"),
+            )
+        })?;
+        let table = shared.store.table(&handle).map_err(store_error)?;
+        owns_all &= table.owner == me;
+    }
+    if owns_all || user.roles.contains(&Role::Analyst) {
+        Ok(())
+    } else {
+        Err(refuse(
+            ErrorKind::Unauthorized,
+            format!(
+                "user {:?} may query only its own tables (analysts query others' through approved scripts)",
+                user.name
+            ),
+        ))
+    }
+}
+
 fn check_budget(shared: &Shared, bytes: u64) -> Result<(), ApiError> {
     let budget = shared.config.file.limits.memory_budget_bytes;
     if bytes > budget {
@@ -450,6 +522,12 @@ async fn stage_upload(
     payload: UploadPayload,
 ) -> Result<StagedUpload, ApiError> {
     let limits = &shared.config.file.limits;
+    if let Some(name) = body.columns.iter().find(|name| name.starts_with('#')) {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!("share column {name:?}: names starting with '#' are reserved"),
+        ));
+    }
     if body.rows > limits.rows_max {
         return Err(refuse(
             ErrorKind::BadRequest,
@@ -574,11 +652,17 @@ enum MeshLost {
     Malformed { peer: PartyId },
     #[error("out of step with {peer}")]
     OutOfStep { peer: PartyId },
+    /// A query's protocol failed: the links are in an unknown state.
+    #[error("query protocol: {0}")]
+    Protocol(#[from] triad_ring::Error),
 }
 
 struct Mesh {
     transport: QuicTransport,
     me: PartyId,
+    /// Pairwise PRG keys, fresh for every formation of the mesh; every
+    /// query derives its own streams from them.
+    keys: PairKeys,
 }
 
 impl Mesh {
@@ -670,10 +754,26 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         let transport = mesh_config(shared, identity.clone())
             .and_then(MeshListener::bind)
             .and_then(MeshListener::connect);
-        let transport = match transport {
+        let mut transport = match transport {
             Ok(t) => t,
             Err(error) => {
                 tracing::info!(%error, "mesh not formed; retrying");
+                refuse_all(
+                    &shared.store,
+                    &jobs,
+                    &mut queue,
+                    "the other nodes are not reachable",
+                );
+                std::thread::sleep(Duration::from_millis(300));
+                continue;
+            }
+        };
+        // All three agree the keys first thing on a new mesh.
+        let keys = match PairKeys::establish(shared.config.party, &mut transport) {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::info!(%error, "pairwise keys not agreed; re-forming the mesh");
+                transport.abort();
                 refuse_all(
                     &shared.store,
                     &jobs,
@@ -688,6 +788,7 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         let mut mesh = Mesh {
             transport,
             me: shared.config.party,
+            keys,
         };
         shared.mesh_up.store(true, Ordering::SeqCst);
         let lost = serve(shared, &mut mesh, &jobs, &mut queue, &mut last_cleanup);
@@ -986,85 +1087,21 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(refuse(ErrorKind::Internal, "no staged upload")),
             };
-            let reports = mesh.exchange(&mine)?;
-            let upload_id = match &job.staged {
-                Some(Ok(report)) => Some(report.upload_id.clone()),
-                _ => None,
-            };
-            let abort = |store: &Store| {
-                if let Some(id) = &upload_id {
-                    let _ = store.abort(id);
-                }
-            };
-            let mut ok = Vec::new();
-            for (party, report) in reports.iter().enumerate() {
-                match report {
-                    Ok(r) => ok.push(r),
-                    Err(why) => {
-                        abort(store);
-                        return Ok((
-                            Reply::Refused(refuse(
-                                why.kind,
-                                format!("node {party} could not stage the upload: {why}"),
-                            )),
-                            "stage failed",
-                        ));
-                    }
-                }
-            }
-            let agreed: AgreedUpload = match combine([ok[0], ok[1], ok[2]]) {
-                Ok(a) => a,
-                Err(error) => {
-                    abort(store);
-                    return Ok((Reply::Refused(store_error(error)), "cross-check failed"));
-                }
-            };
-            let handle = handle_for(&agreed);
-            // Recorded before committing, so that a crash before all three
-            // confirm is settled when the mesh forms again.
-            let recorded = shared
-                .pending
-                .lock()
-                .map_err(|_| "poisoned".to_string())
-                .and_then(|mut p| p.add(handle).map_err(|e| e.to_string()));
-            let committed = match recorded {
-                Ok(()) => store.commit(&agreed, now_secs()).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            let status = match &committed {
-                Ok(_) => Status::Ok,
-                Err(e) => Status::Failed(e.clone()),
-            };
-            let statuses = mesh.exchange(&status)?;
-            let outcome = all_ok(&statuses);
-            if outcome.is_err() {
-                // Roll back so the handle exists on none of the three.
-                if committed.is_ok() {
-                    let _ = store.delete(&handle);
-                } else {
-                    abort(store);
-                }
-            }
-            if let Ok(mut pending) = shared.pending.lock()
-                && let Err(error) = pending.remove(&[handle])
-            {
-                tracing::warn!(%error, "cannot update the unconfirmed-commit record");
-            }
-            if let Err(why) = outcome {
-                return Ok((
-                    Reply::Refused(refuse(ErrorKind::Storage, format!("commit failed: {why}"))),
-                    "commit failed",
-                ));
-            }
-            Ok((
-                Reply::Uploaded {
-                    handle,
-                    rows: agreed.rows,
-                    commit_seconds: 0.0,
+            Ok(
+                match agree_and_commit(shared, mesh, mine, None, "the upload")? {
+                    Ok(info) => (
+                        Reply::Uploaded {
+                            handle: info.handle,
+                            rows: info.rows,
+                            commit_seconds: 0.0,
+                        },
+                        "committed",
+                    ),
+                    Err(refused) => refused,
                 },
-                "committed",
-            ))
+            )
         }
+        Body::Query { plan } => run_query(shared, mesh, job, plan),
         Body::ListTables => {
             let tables = store.tables().iter().map(TableSummary::from).collect();
             Ok((Reply::Tables(tables), "listed"))
@@ -1111,6 +1148,114 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                 })
             }
         }
+    }
+}
+
+/// Exchanges the three nodes' staging reports, cross-checks them and
+/// commits on all three or on none: what follows staging for an upload,
+/// and for a query's result table (`derived`: the request digest its
+/// handle follows from). The handle is recorded as unconfirmed before
+/// committing, so that a crash before all three confirm is settled when
+/// the mesh forms again. Returns the committed table, or the refusal.
+fn agree_and_commit(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    mine: Result<StagedUpload, ApiError>,
+    derived: Option<&Digest>,
+    what: &str,
+) -> Result<Result<TableInfo, (Reply, &'static str)>, MeshLost> {
+    let store = &shared.store;
+    let upload_id = mine.as_ref().ok().map(|report| report.upload_id.clone());
+    let abort = |store: &Store| {
+        if let Some(id) = &upload_id {
+            let _ = store.abort(id);
+        }
+    };
+    let reports = match mesh.exchange(&mine) {
+        Ok(reports) => reports,
+        Err(lost) => {
+            abort(store);
+            return Err(lost);
+        }
+    };
+    let mut ok = Vec::new();
+    for (party, report) in reports.iter().enumerate() {
+        match report {
+            Ok(r) => ok.push(r),
+            Err(why) => {
+                abort(store);
+                return Ok(Err((
+                    Reply::Refused(refuse(
+                        why.kind,
+                        format!("node {party} could not stage {what}: {why}"),
+                    )),
+                    "stage failed",
+                )));
+            }
+        }
+    }
+    let agreed: AgreedUpload = match combine([ok[0], ok[1], ok[2]]) {
+        Ok(a) => a,
+        Err(error) => {
+            abort(store);
+            return Ok(Err((
+                Reply::Refused(store_error(error)),
+                "cross-check failed",
+            )));
+        }
+    };
+    let handle = match derived {
+        Some(request) => derived_handle(request),
+        None => handle_for(&agreed),
+    };
+    let recorded = shared
+        .pending
+        .lock()
+        .map_err(|_| "poisoned".to_string())
+        .and_then(|mut p| p.add(handle).map_err(|e| e.to_string()));
+    let committed = match recorded {
+        Ok(()) => match derived {
+            Some(request) => store.commit_derived(&agreed, request, now_secs()),
+            None => store.commit(&agreed, now_secs()),
+        }
+        .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let status = match &committed {
+        Ok(_) => Status::Ok,
+        Err(e) => Status::Failed(e.clone()),
+    };
+    let statuses = match mesh.exchange(&status) {
+        Ok(statuses) => statuses,
+        Err(lost) => {
+            // A committed table stays recorded as unconfirmed for
+            // `reconcile`; an uncommitted one is dropped here.
+            if committed.is_err() {
+                abort(store);
+            }
+            return Err(lost);
+        }
+    };
+    let outcome = all_ok(&statuses);
+    if outcome.is_err() {
+        // Roll back so the handle exists on none of the three.
+        if committed.is_ok() {
+            let _ = store.delete(&handle);
+        } else {
+            abort(store);
+        }
+    }
+    if let Ok(mut pending) = shared.pending.lock()
+        && let Err(error) = pending.remove(&[handle])
+    {
+        tracing::warn!(%error, "cannot update the unconfirmed-commit record");
+    }
+    match (outcome, committed) {
+        (Ok(()), Ok(info)) => Ok(Ok(info)),
+        (Err(why), _) | (_, Err(why)) => Ok(Err((
+            Reply::Refused(refuse(ErrorKind::Storage, format!("commit failed: {why}"))),
+            "commit failed",
+        ))),
     }
 }
 
@@ -1188,20 +1333,274 @@ fn parallel_sum(values: &[u64]) -> u64 {
 }
 
 fn seal_reply(shared: &Shared, job: &Job, result: &ResultShares) -> Reply {
+    match seal(shared, job, result) {
+        Ok((ephemeral_public, ciphertext)) => Reply::Sealed {
+            ephemeral_public,
+            ciphertext,
+        },
+        Err(error) => Reply::Refused(error),
+    }
+}
+
+/// Seals this node's result components to the request's result key: the
+/// ephemeral public key and the ciphertext.
+fn seal(
+    shared: &Shared,
+    job: &Job,
+    result: &ResultShares,
+) -> Result<([u8; 32], Vec<u8>), ApiError> {
     let context = ResultContext {
         request: job.digest,
         node: shared.config.party.index() as u32,
         output: 0,
     };
-    match triad_auth::seal(
+    triad_auth::seal(
         &job.request.request.result_key,
         &context.to_bytes(),
         &api::encode(result),
-    ) {
-        Ok(sealed) => Reply::Sealed {
-            ephemeral_public: *sealed.ephemeral_public.as_bytes(),
-            ciphertext: sealed.ciphertext,
-        },
-        Err(error) => Reply::Refused(refuse(ErrorKind::Internal, error.to_string())),
+    )
+    .map(|sealed| (*sealed.ephemeral_public.as_bytes(), sealed.ciphertext))
+    .map_err(|error| refuse(ErrorKind::Internal, error.to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// Queries.
+
+/// What each node reports before a query's protocol starts, so that all
+/// three run it or all three refuse.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct QueryStatus {
+    /// Per input table, in plan order: [`input_fingerprint`].
+    inputs: Vec<[u8; 32]>,
+    /// This node's `limits.min_threshold`; the query applies the largest.
+    min_threshold: u64,
+}
+
+/// A query that typed against its inputs, with the inputs read.
+struct PreparedQuery {
+    checked: triad_plan::Checked,
+    tables: query::StoreTables,
+}
+
+/// Equal on all three nodes when they hold the same table with the same
+/// public metadata (the handle of a derived table does not commit to its
+/// schema, so the schema is compared too).
+fn input_fingerprint(table: &TableInfo) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("triad-node query input v1");
+    hasher.update(&table_fingerprint(table));
+    hasher.update(&api::encode(&(
+        table.rows,
+        &table.schema,
+        &table.derived_from,
+    )));
+    *hasher.finalize().as_bytes()
+}
+
+/// Working-set bytes per input row and share column (plus two for the
+/// mask and the sort's position): 16 bytes of shares, times 12 for the
+/// copies merges and sorts keep.
+const QUERY_BYTES_PER_WORD: u64 = 16 * 12;
+
+/// This node's side of a query before any protocol: the inputs exist, the
+/// plan types against them, the estimate fits the memory budget, and every
+/// input column reads back verified.
+fn prepare_query(
+    shared: &Shared,
+    plan: &triad_plan::Query,
+) -> Result<(QueryStatus, PreparedQuery), ApiError> {
+    let store = &shared.store;
+    let mut inputs: Vec<(String, TableInfo)> = Vec::new();
+    for (position, text) in plan.inputs().into_iter().enumerate() {
+        let handle: Handle = text.parse().map_err(|e| {
+            refuse(
+                ErrorKind::BadRequest,
+                format!("input table {position} of the plan is not a handle: {e}"),
+            )
+        })?;
+        let info = store.table(&handle).map_err(store_error)?;
+        inputs.push((text.to_owned(), info));
     }
+    let mut schemas = std::collections::BTreeMap::new();
+    for (text, info) in &inputs {
+        let schema = query::table_schema(info).map_err(|why| refuse(ErrorKind::BadPlan, why))?;
+        schemas.insert(text.clone(), schema);
+    }
+    let checked = triad_plan::check(plan, &|handle| schemas.get(handle).cloned())
+        .map_err(|e| refuse(ErrorKind::BadPlan, e.to_string()))?;
+    let words = inputs.iter().fold(0u64, |sum, (_, info)| {
+        sum.saturating_add(info.rows.saturating_mul(info.columns.len() as u64 + 2))
+    });
+    check_budget(shared, words.saturating_mul(QUERY_BYTES_PER_WORD))?;
+    let tables = shared
+        .pool
+        .install(|| query::StoreTables::read(store, &inputs))
+        .map_err(|error| match error {
+            query::ReadError::Store(e) => store_error(e),
+            other => refuse(ErrorKind::Storage, other.to_string()),
+        })?;
+    let status = QueryStatus {
+        inputs: inputs
+            .iter()
+            .map(|(_, info)| input_fingerprint(info))
+            .collect(),
+        min_threshold: shared.config.file.limits.min_threshold,
+    };
+    Ok((status, PreparedQuery { checked, tables }))
+}
+
+/// Runs a query: agree on the inputs, run the plan over the mesh, and
+/// answer with the sealed aggregate or store the result table.
+fn run_query(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    plan: &triad_plan::Query,
+) -> Result<(Reply, &'static str), MeshLost> {
+    let prepared = prepare_query(shared, plan);
+    let status: Result<QueryStatus, ApiError> = match &prepared {
+        Ok((status, _)) => Ok(status.clone()),
+        Err(error) => Err(error.clone()),
+    };
+    let statuses = mesh.exchange(&status)?;
+    let mut reports = Vec::new();
+    for (party, status) in statuses.iter().enumerate() {
+        match status {
+            Ok(report) => reports.push(report),
+            Err(why) => {
+                return Ok((
+                    Reply::Refused(refuse(why.kind, format!("node {party}: {}", why.message))),
+                    "refused",
+                ));
+            }
+        }
+    }
+    let inputs = plan.inputs();
+    for (position, fingerprint) in reports[0].inputs.iter().enumerate() {
+        if reports
+            .iter()
+            .any(|r| r.inputs.get(position) != Some(fingerprint))
+        {
+            let handle = inputs.get(position).copied().unwrap_or("?");
+            return Ok((
+                Reply::Refused(refuse(
+                    ErrorKind::Storage,
+                    format!("the nodes hold different versions of table {handle}"),
+                )),
+                "refused",
+            ));
+        }
+    }
+    let min_threshold = reports.iter().map(|r| r.min_threshold).max().unwrap_or(0);
+    let Ok((_, mut prepared)) = prepared else {
+        return Ok((
+            Reply::Refused(refuse(ErrorKind::Internal, "unreachable")),
+            "refused",
+        ));
+    };
+    let digest = job.digest.as_bytes();
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    let config = SessionConfig {
+        epoch: 0,
+        query: u64::from_le_bytes(id),
+        threads: shared.config.file.threads.compute,
+        record_transcript: false,
+    };
+    let outcome = {
+        let mut session = Session::new(mesh.me, &mut mesh.transport, &mesh.keys, &config)?;
+        triad_exec::execute(
+            &mut session,
+            &prepared.checked,
+            &mut prepared.tables,
+            &Policy {
+                min_threshold,
+                ..Policy::default()
+            },
+        )
+    };
+    drop(prepared);
+    let refused = |kind: ErrorKind, error: ExecError, outcome: &'static str| {
+        Ok((Reply::Refused(refuse(kind, error.to_string())), outcome))
+    };
+    match outcome {
+        Ok(Outcome::Answer(answer)) => {
+            let (own, next) = answer.words.components();
+            let result = ResultShares {
+                own: own.to_vec(),
+                next: next.to_vec(),
+            };
+            Ok(match seal(shared, job, &result) {
+                Ok((ephemeral_public, ciphertext)) => (
+                    Reply::Answer {
+                        passed: answer.passed,
+                        ephemeral_public,
+                        ciphertext,
+                    },
+                    "answered",
+                ),
+                Err(error) => (Reply::Refused(error), "seal failed"),
+            })
+        }
+        Ok(Outcome::Table(table)) => store_derived(shared, mesh, job, table),
+        // The three nodes' links are in an unknown state: re-form them.
+        Err(ExecError::Protocol(error)) => Err(MeshLost::Protocol(error)),
+        Err(error @ ExecError::ThresholdNotMet { .. }) => {
+            refused(ErrorKind::ThresholdNotMet, error, "threshold not met")
+        }
+        Err(error @ ExecError::NotUnique) => refused(ErrorKind::NotUnique, error, "not unique"),
+        Err(error @ (ExecError::Plan(_) | ExecError::Unsupported(_))) => {
+            refused(ErrorKind::BadPlan, error, "refused")
+        }
+        Err(error @ ExecError::Table { .. }) => refused(ErrorKind::Storage, error, "refused"),
+    }
+}
+
+/// Stores a query's result table on all three nodes: staged and
+/// cross-checked like an upload (with fresh digest keys the two holders of
+/// each component agree over the mesh), committed under the handle the
+/// request digest gives, owned by the requester.
+fn store_derived(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    table: triad_exec::SecretTable,
+) -> Result<(Reply, &'static str), MeshLost> {
+    let request = Digest::from_bytes(*job.digest.as_bytes());
+    let party = mesh.me;
+    // Component c is held by parties c - 1 (as `next`) and c (as `own`):
+    // each node draws the key of its `next` component and gives it to the
+    // next node, whose `own` it is. The third node never sees it.
+    let mut drawn = [0u8; 32];
+    let random = getrandom::fill(&mut drawn)
+        .map_err(|e| refuse(ErrorKind::Internal, format!("OS random generator: {e}")));
+    mesh.send(party.next(), &drawn)?;
+    let received: [u8; 32] = mesh.recv(party.prev())?;
+    let mine = random.and_then(|()| {
+        let derived = query::derived_table(table, party)
+            .map_err(|why| refuse(ErrorKind::Internal, format!("the query result: {why}")))?;
+        let upload = Upload {
+            upload_id: derived_upload_id(&request),
+            owner: api::owner_key(&job.request.request.signer),
+            schema: derived.schema,
+            rows: derived.rows,
+            keys: ComponentKeys {
+                own: received,
+                next: drawn,
+            },
+            columns: derived.columns,
+        };
+        shared.store.stage(&upload).map_err(store_error)
+    });
+    Ok(
+        match agree_and_commit(shared, mesh, mine, Some(&request), "the query result")? {
+            Ok(info) => (
+                Reply::Stored {
+                    handle: info.handle,
+                    rows: info.rows,
+                },
+                "stored",
+            ),
+            Err(refused) => refused,
+        },
+    )
 }

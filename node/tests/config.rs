@@ -31,6 +31,11 @@ fn the_documented_example_is_valid() {
     );
     assert_eq!(config.users.len(), 1);
     assert_eq!(config.file.threads.compute, 2);
+    assert_eq!(config.file.limits.min_threshold, 3);
+    // Absent, it defaults to 3 too.
+    let without = example().replacen("min_threshold = 3\n", "", 1);
+    assert_ne!(without, example());
+    assert_eq!(parse(&without).unwrap().file.limits.min_threshold, 3);
 }
 
 #[test]

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 use crate::store::column;
 use crate::store::error::{Location, ManifestProblem, MetadataProblem, StoreError};
 use crate::store::fsutil;
-use crate::store::ids::{Handle, UploadId};
+use crate::store::ids::{Digest, Handle, UploadId};
 use crate::store::manifest::{
     self, MANIFEST_FILE, Manifest, STAGED_FILE, StagingRecord, TableInfo,
 };
-use crate::store::upload::{self, AgreedUpload, StagedUpload, Upload, handle_for};
+use crate::store::upload::{self, AgreedUpload, StagedUpload, Upload, derived_handle, handle_for};
 use crate::store::{State, Store};
 
 impl Store {
@@ -134,6 +134,33 @@ impl Store {
     /// `tables/<handle>`. `created_at` is the commit time in unix seconds,
     /// from the caller (the store reads no clock).
     pub fn commit(&self, agreed: &AgreedUpload, created_at: u64) -> Result<TableInfo, StoreError> {
+        self.commit_as(agreed, handle_for(agreed), None, created_at)
+    }
+
+    /// Commits a query's result table, staged with [`Store::stage`] under
+    /// [`derived_upload_id`](crate::store::derived_upload_id) and
+    /// cross-checked like an upload: as [`Store::commit`], but the table's
+    /// handle is [`derived_handle`] of `request` (the digest of the signed
+    /// request that made it), and the manifest records `request` so that
+    /// the handle can be checked on open. The column files were written
+    /// durably by the stage (temporary name, fsync, rename, checksums); the
+    /// table appears with one atomic rename.
+    pub fn commit_derived(
+        &self,
+        agreed: &AgreedUpload,
+        request: &Digest,
+        created_at: u64,
+    ) -> Result<TableInfo, StoreError> {
+        self.commit_as(agreed, derived_handle(request), Some(*request), created_at)
+    }
+
+    fn commit_as(
+        &self,
+        agreed: &AgreedUpload,
+        handle: Handle,
+        derived_from: Option<Digest>,
+        created_at: u64,
+    ) -> Result<TableInfo, StoreError> {
         let upload_id = &agreed.upload_id;
         let mut state = self.write_state();
         if let Some(handle) = state.uploads.get(upload_id) {
@@ -161,7 +188,6 @@ impl Store {
                 }
             })?;
         }
-        let handle = handle_for(agreed);
         let target = self.table_dir(&handle);
         if state.tables.contains_key(&handle) || target.exists() {
             return Err(StoreError::HandleExists { handle });
@@ -176,6 +202,7 @@ impl Store {
                 rows: agreed.rows,
                 schema: agreed.schema.clone(),
                 columns: agreed.columns.clone(),
+                derived_from,
             },
             checksums: record.checksums,
         };
@@ -200,6 +227,7 @@ impl Store {
             upload_id = %upload_id,
             handle = %handle,
             rows = info.rows,
+            derived = info.derived_from.is_some(),
             "table committed"
         );
         Ok(info)

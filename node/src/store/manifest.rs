@@ -17,7 +17,7 @@ use triad_ring::PartyId;
 use crate::store::STORE_FORMAT_VERSION;
 use crate::store::error::{ManifestProblem, MetadataProblem};
 use crate::store::ids::{Digest, Handle, OwnerKey, UploadId};
-use crate::store::upload::{AgreedUpload, StagedUpload, handle_for};
+use crate::store::upload::{AgreedUpload, StagedUpload, derived_handle, handle_for};
 
 /// File name of a table's manifest, in its directory.
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
@@ -73,6 +73,20 @@ pub struct TableInfo {
     pub schema: Vec<ColumnSchema>,
     /// The share columns, in upload order.
     pub columns: Vec<ColumnInfo>,
+    /// For a table a query stored (rather than a client uploaded): the
+    /// digest of the signed request that made it, from which its handle
+    /// follows ([`derived_handle`](crate::store::derived_handle)).
+    #[serde(default)]
+    pub derived_from: Option<Digest>,
+}
+
+impl TableInfo {
+    /// Whether a query stored this table: its share columns then include
+    /// the secret row mask [`MASK_COLUMN`](crate::store::MASK_COLUMN), and
+    /// its rows include rows the query did not select.
+    pub fn is_derived(&self) -> bool {
+        self.derived_from.is_some()
+    }
 }
 
 /// A share column of a table, with the keyed digests of its three
@@ -204,6 +218,10 @@ struct ManifestRepr {
     rows: u64,
     schema: Vec<ColumnSchema>,
     columns: Vec<ManifestColumn>,
+    /// Only in manifests of derived tables, so that an upload's manifest
+    /// reads the same as before derived tables existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    derived_from: Option<Digest>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -237,11 +255,13 @@ impl Manifest {
                     checksum: *checksum,
                 })
                 .collect(),
+            derived_from: info.derived_from,
         })
     }
 
     /// Decodes and checks a manifest: version, party index, metadata, and
-    /// that its handle follows from its contents.
+    /// that its handle follows from its contents (for a derived table, from
+    /// the request that made it).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest, ManifestProblem> {
         check_version(bytes)?;
         let repr: ManifestRepr = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
@@ -267,7 +287,10 @@ impl Manifest {
             schema: repr.schema,
             columns,
         };
-        let computed = handle_for(&agreed);
+        let computed = match &repr.derived_from {
+            Some(request) => derived_handle(request),
+            None => handle_for(&agreed),
+        };
         if computed != repr.handle {
             return Err(ManifestProblem::HandleMismatch {
                 recorded: repr.handle,
@@ -284,6 +307,7 @@ impl Manifest {
                 rows: agreed.rows,
                 schema: agreed.schema,
                 columns: agreed.columns,
+                derived_from: repr.derived_from,
             },
             checksums,
         })
@@ -423,6 +447,7 @@ mod tests {
                 rows: agreed.rows,
                 schema: agreed.schema,
                 columns: agreed.columns,
+                derived_from: None,
             },
             checksums: vec![digest(b"c")],
         }

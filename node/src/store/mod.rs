@@ -15,6 +15,12 @@
 //!   trash/                     directories being removed
 //! ```
 //!
+//! A table a query stored (a *derived* table) is staged and committed the
+//! same way, under an upload id and handle that follow from the digest of
+//! the request that made it ([`derived_upload_id`], [`derived_handle`]);
+//! its manifest records that digest, and its share columns include the
+//! secret row mask [`MASK_COLUMN`].
+//!
 //! # Durability
 //!
 //! Every file is written to a temporary name, fsynced, renamed, and its
@@ -68,8 +74,8 @@ pub use error::{ColumnProblem, Location, ManifestProblem, MetadataProblem, Misma
 pub use ids::{Digest, Handle, IdError, OwnerKey, UploadId};
 pub use manifest::{ColumnInfo, ColumnSchema, TableInfo, decode_manifest};
 pub use upload::{
-    AgreedUpload, ComponentKeys, StagedColumn, StagedUpload, Upload, combine, component_digest,
-    handle_for,
+    AgreedUpload, ComponentKeys, MASK_COLUMN, StagedColumn, StagedUpload, Upload, combine,
+    component_digest, derived_handle, derived_upload_id, handle_for,
 };
 
 use manifest::{MANIFEST_FILE, MARKER_FILE, Manifest};

@@ -50,6 +50,13 @@ use crate::store::manifest::{ColumnInfo, ColumnSchema, party_index};
 
 const COMPONENT_DIGEST_DOMAIN: &[u8] = b"triad-node component digest v1";
 const HANDLE_CONTEXT: &str = "triad-node table handle v1";
+const DERIVED_CONTEXT: &str = "triad-node derived table v1";
+
+/// The share column holding a derived table's secret row mask (1 for rows
+/// the query selected, 0 for the others). Not part of the public schema;
+/// an upload may not use the name (share columns starting with `#` are
+/// reserved).
+pub const MASK_COLUMN: &str = "#mask";
 
 /// Keys for the keyed digests of this party's two components: `own` is the
 /// key of component `i`, `next` of component `i + 1`, for party `i`. Both
@@ -224,6 +231,32 @@ pub fn handle_for(upload: &AgreedUpload) -> Handle {
         }
     }
     Handle::from_bytes(*hasher.finalize().as_bytes())
+}
+
+/// The handle of a table stored by a query: derived from the digest of the
+/// signed request alone, so the requester knows it in advance and the
+/// three nodes agree on it without comparing anything else.
+///
+/// ```text
+/// BLAKE3-derive-key("triad-node derived table v1"; request digest)
+/// ```
+pub fn derived_handle(request: &Digest) -> Handle {
+    let mut hasher = blake3::Hasher::new_derive_key(DERIVED_CONTEXT);
+    hasher.update(request.as_bytes());
+    Handle::from_bytes(*hasher.finalize().as_bytes())
+}
+
+/// The upload id a derived table is staged and recorded under:
+/// `query-` and the first 16 bytes of the request digest in hex.
+pub fn derived_upload_id(request: &Digest) -> UploadId {
+    let hex: String = request.as_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // 38 characters of a-z, 0-9 and '-': always a valid upload id.
+    format!("query-{hex}")
+        .parse()
+        .unwrap_or_else(|_| unreachable!("a valid upload id"))
 }
 
 /// Cross-checks the three parties' reports (in party order) and returns

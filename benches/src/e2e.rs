@@ -1,0 +1,407 @@
+//! `triad-bench e2e`: the seed analysis (merge two parties' tables on six
+//! keys, then three gated filtered sums) on generated tables, phase by
+//! phase. `--transport memory` runs the three parties' executors in this
+//! process over in-memory channels (the protocol's own cost);
+//! `--transport quic` (the default) runs it through three node processes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Barrier;
+use std::thread;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+use triad_exec::{ExecError, Outcome, Policy, SecretColumn, SecretTable, TableSource, execute};
+use triad_plan::{
+    Agg, Aggregation, BinOp, ColumnInfo, Expr, Frame, How, Output, Query, TableSchema, Ty, check,
+};
+use triad_ring::outside::{deal, reconstruct};
+use triad_ring::{Arith, PartyId, memory_mesh};
+
+use crate::party_session;
+
+/// The six join keys with their declared ranges, then the condition.
+pub const KEYS: [(&str, i64, i64); 6] = [
+    ("year", 2019, 2024),
+    ("month", 1, 12),
+    ("day", 1, 31),
+    ("article_nr", 0, 9999),
+    ("batch_nr", 0, 999),
+    ("smokes", 0, 1),
+];
+
+/// Months the analysis reports.
+pub const MONTHS: [i64; 3] = [1, 5, 9];
+
+/// One generated party table: rows of six keys and a 0/1 condition.
+#[derive(Clone, Debug)]
+pub struct SeedTable {
+    /// Name of the condition column.
+    pub condition: &'static str,
+    /// Rows: keys then condition.
+    pub rows: Vec<[i64; 7]>,
+}
+
+/// Two tables of `rows` rows each with unique keys, about half of party
+/// 2's keys also in party 1's.
+pub fn generate(rows: usize, seed: u64) -> (SeedTable, SeedTable) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let key = |rng: &mut ChaCha8Rng| -> [i64; 6] {
+        KEYS.map(|(_, lo, hi)| lo + (rng.next_u64() % (hi - lo + 1) as u64) as i64)
+    };
+    let mut seen = HashSet::with_capacity(rows * 2);
+    let mut p1 = Vec::with_capacity(rows);
+    while p1.len() < rows {
+        let k = key(&mut rng);
+        if seen.insert(k) {
+            let c = (rng.next_u64() % 2) as i64;
+            p1.push([k[0], k[1], k[2], k[3], k[4], k[5], c]);
+        }
+    }
+    let mut p2 = Vec::with_capacity(rows);
+    let mut taken = HashSet::with_capacity(rows);
+    while p2.len() < rows {
+        let k = if rng.next_u64() % 2 == 0 {
+            let r = &p1[(rng.next_u64() % rows as u64) as usize];
+            [r[0], r[1], r[2], r[3], r[4], r[5]]
+        } else {
+            key(&mut rng)
+        };
+        if taken.insert(k) {
+            let c = (rng.next_u64() % 2) as i64;
+            p2.push([k[0], k[1], k[2], k[3], k[4], k[5], c]);
+        }
+    }
+    (
+        SeedTable {
+            condition: "condition_x",
+            rows: p1,
+        },
+        SeedTable {
+            condition: "condition_y",
+            rows: p2,
+        },
+    )
+}
+
+impl SeedTable {
+    /// Public schema.
+    pub fn schema(&self) -> TableSchema {
+        let mut columns: Vec<ColumnInfo> = KEYS
+            .iter()
+            .map(|(name, lo, hi)| ColumnInfo {
+                name: (*name).into(),
+                ty: if *name == "smokes" { Ty::Bool } else { Ty::Int },
+                min: *lo as i128,
+                max: *hi as i128,
+                nullable: false,
+            })
+            .collect();
+        columns.push(ColumnInfo {
+            name: self.condition.into(),
+            ty: Ty::Int,
+            min: 0,
+            max: 1,
+            nullable: false,
+        });
+        TableSchema {
+            rows: self.rows.len() as u64,
+            columns,
+        }
+    }
+
+    /// The CSV text of the table.
+    pub fn csv(&self) -> String {
+        let mut text = String::with_capacity(self.rows.len() * 32);
+        let names: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+        text.push_str(&names.join(","));
+        text.push(',');
+        text.push_str(self.condition);
+        text.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(i64::to_string).collect();
+            text.push_str(&cells.join(","));
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// The analysis in the clear: per month, the sum of condition_y over
+/// merged rows with condition_y == 1 in that month, or `None` when fewer
+/// than `threshold` rows qualify.
+pub fn in_the_clear(p1: &SeedTable, p2: &SeedTable, threshold: u64) -> Vec<(i64, Option<i64>)> {
+    let keys: HashSet<[i64; 6]> = p1
+        .rows
+        .iter()
+        .map(|r| [r[0], r[1], r[2], r[3], r[4], r[5]])
+        .collect();
+    MONTHS
+        .iter()
+        .map(|m| {
+            let count = p2
+                .rows
+                .iter()
+                .filter(|r| {
+                    r[1] == *m && r[6] == 1 && keys.contains(&[r[0], r[1], r[2], r[3], r[4], r[5]])
+                })
+                .count() as i64;
+            (*m, (count as u64 >= threshold).then_some(count))
+        })
+        .collect()
+}
+
+/// The merge query of the seed analysis, stored as a table.
+pub fn merge_query(h1: &str, h2: &str) -> Query {
+    let on: Vec<String> = KEYS.iter().map(|k| k.0.to_string()).collect();
+    Query::new(
+        vec![
+            Frame::Table { handle: h1.into() },
+            Frame::Table { handle: h2.into() },
+            Frame::Merge {
+                left: 0,
+                right: 1,
+                how: How::Inner,
+                left_on: on.clone(),
+                right_on: on,
+                suffixes: ["_x".into(), "_y".into()],
+            },
+        ],
+        Output::Store { frame: 2 },
+    )
+}
+
+/// One month's gated sum over the merged table.
+pub fn month_query(merged: &str, month: i64, threshold: u64) -> Query {
+    let eq = |column: &str, value: i64| Expr::Binary {
+        op: BinOp::Eq,
+        left: Box::new(Expr::Column(column.into())),
+        right: Box::new(Expr::Literal { value, scale: 0 }),
+    };
+    Query::new(
+        vec![
+            Frame::Table {
+                handle: merged.into(),
+            },
+            Frame::Filter {
+                input: 0,
+                predicate: Expr::Binary {
+                    op: BinOp::And,
+                    left: Box::new(eq("condition_y", 1)),
+                    right: Box::new(eq("month", month)),
+                },
+                threshold: Some(threshold),
+            },
+        ],
+        Output::Aggregate {
+            frame: 1,
+            aggregation: Aggregation {
+                agg: Agg::Sum,
+                column: Some("condition_y".into()),
+            },
+            threshold: None,
+        },
+    )
+}
+
+/// One line of output.
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    /// upload, merge, filter_sums, total, or clear (the same analysis in
+    /// the clear, for the ratio).
+    pub phase: &'static str,
+    /// Rows per party table.
+    pub rows: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Bytes the busiest party sent in this phase.
+    pub bytes_per_party: u64,
+    /// Communication rounds in this phase.
+    pub rounds: u64,
+    /// "memory" or "quic".
+    pub transport: &'static str,
+    /// For `total`: seconds divided by the in-the-clear seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_clear: Option<f64>,
+}
+
+fn dealt(table: &SeedTable) -> [SecretTable; 3] {
+    let schema = table.schema();
+    let mut parties: [Vec<SecretColumn>; 3] = Default::default();
+    for (k, info) in schema.columns.iter().enumerate() {
+        let values: Vec<u64> = table.rows.iter().map(|r| r[k] as u64).collect();
+        let shares = deal(&values)
+            .map(|d| d.map(|d| d.into_shares()))
+            .unwrap_or_else(|_| unreachable!("dealing a column cannot fail"));
+        for (p, share) in shares.into_iter().enumerate() {
+            parties[p].push(SecretColumn {
+                info: info.clone(),
+                limbs: vec![share.unwrap_or_else(|_| unreachable!("dealt locally"))],
+                valid: None,
+            });
+        }
+    }
+    parties.map(|columns| SecretTable {
+        rows: table.rows.len(),
+        columns,
+        mask: None,
+    })
+}
+
+struct Tables(HashMap<String, SecretTable>);
+
+impl TableSource for Tables {
+    fn load(&mut self, handle: &str, columns: &BTreeSet<String>) -> Result<SecretTable, ExecError> {
+        let t = self.0.get(handle).ok_or_else(|| ExecError::Table {
+            handle: handle.into(),
+            reason: "unknown".into(),
+        })?;
+        Ok(SecretTable {
+            rows: t.rows,
+            columns: t
+                .columns
+                .iter()
+                .filter(|c| columns.contains(&c.info.name))
+                .cloned()
+                .collect(),
+            mask: t.mask.clone(),
+        })
+    }
+}
+
+struct PartyResult {
+    merge: (f64, u64, u32),
+    sums: (f64, u64, u32),
+    words: Vec<Option<Arith>>,
+}
+
+/// The analysis with the three parties' executors in this process.
+pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
+    let (p1, p2) = generate(rows, 1);
+    let clear_start = Instant::now();
+    let want = in_the_clear(&p1, &p2, 3);
+    let clear_seconds = clear_start.elapsed().as_secs_f64();
+    let (s1, s2) = (p1.schema(), p2.schema());
+    let schemas: HashMap<String, TableSchema> =
+        [("p1".to_string(), s1), ("p2".to_string(), s2)].into();
+    let merge = check(&merge_query("p1", "p2"), &|h| schemas.get(h).cloned())?;
+    let merged_schema = merge
+        .frames
+        .last()
+        .map(|f| f.schema.clone())
+        .context("merge has frames")?;
+    let months: Vec<_> = MONTHS
+        .iter()
+        .map(|m| {
+            check(&month_query("merged", *m, 3), &|_| {
+                Some(merged_schema.clone())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let d1 = dealt(&p1);
+    let d2 = dealt(&p2);
+    let barrier = Barrier::new(3);
+    let policy = Policy::default();
+    let results: Vec<anyhow::Result<PartyResult>> = thread::scope(|scope| {
+        let handles: Vec<_> = memory_mesh()
+            .into_iter()
+            .zip(PartyId::ALL)
+            .map(|(transport, id)| {
+                let (barrier, merge, months, policy) = (&barrier, &merge, &months, &policy);
+                let tables = [d1[id.index()].clone(), d2[id.index()].clone()];
+                scope.spawn(move || -> anyhow::Result<PartyResult> {
+                    let mut session = party_session(id, transport, threads)?;
+                    let [t1, t2] = tables;
+                    let mut source =
+                        Tables([("p1".to_string(), t1), ("p2".to_string(), t2)].into());
+                    barrier.wait();
+                    session.reset_stats();
+                    let start = Instant::now();
+                    let Outcome::Table(merged) = execute(&mut session, merge, &mut source, policy)?
+                    else {
+                        bail!("the merge returned no table");
+                    };
+                    let stats = session.stats();
+                    let merge_phase = (
+                        start.elapsed().as_secs_f64(),
+                        stats.bytes_sent,
+                        stats.rounds,
+                    );
+                    source.0.insert("merged".into(), merged);
+                    barrier.wait();
+                    session.reset_stats();
+                    let start = Instant::now();
+                    let mut words = Vec::new();
+                    let mut rounds = 0;
+                    let mut bytes = 0;
+                    for month in months {
+                        session.reset_stats();
+                        match execute(&mut session, month, &mut source, policy) {
+                            Ok(Outcome::Answer(a)) => words.push(Some(a.words)),
+                            Err(ExecError::ThresholdNotMet { .. }) => words.push(None),
+                            Ok(Outcome::Table(_)) => bail!("a sum returned a table"),
+                            Err(e) => return Err(e.into()),
+                        }
+                        let stats = session.stats();
+                        rounds += stats.rounds;
+                        bytes += stats.bytes_sent;
+                    }
+                    let sums = (start.elapsed().as_secs_f64(), bytes, rounds);
+                    Ok(PartyResult {
+                        merge: merge_phase,
+                        sums,
+                        words,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut runs = Vec::new();
+    for r in results {
+        runs.push(r?);
+    }
+    // Check against the analysis in the clear.
+    for (k, (month, expected)) in want.iter().enumerate() {
+        let got = match (&runs[0].words[k], &runs[1].words[k], &runs[2].words[k]) {
+            (Some(a), Some(b), Some(c)) => Some(reconstruct([a, b, c])?[0] as i64),
+            (None, None, None) => None,
+            _ => bail!("the parties disagree on month {month}'s gate"),
+        };
+        if got != *expected {
+            bail!("month {month}: got {got:?}, the clear analysis gives {expected:?}");
+        }
+    }
+    let max = |f: &dyn Fn(&PartyResult) -> (f64, u64, u32)| -> (f64, u64, u64) {
+        runs.iter().map(f).fold((0.0, 0, 0), |acc, (s, b, r)| {
+            (acc.0.max(s), acc.1.max(b), acc.2.max(r as u64))
+        })
+    };
+    let merge_phase = max(&|r| r.merge);
+    let sums = max(&|r| r.sums);
+    let phase = |phase, (seconds, bytes_per_party, rounds): (f64, u64, u64), ratio| Phase {
+        phase,
+        rows,
+        seconds,
+        bytes_per_party,
+        rounds,
+        transport: "memory",
+        ratio_to_clear: ratio,
+    };
+    let total = (
+        merge_phase.0 + sums.0,
+        merge_phase.1 + sums.1,
+        merge_phase.2 + sums.2,
+    );
+    Ok(vec![
+        phase("merge", merge_phase, None),
+        phase("filter_sums", sums, None),
+        phase("clear", (clear_seconds, 0, 0), None),
+        phase("total", total, Some(total.0 / clear_seconds.max(1e-9))),
+    ])
+}
