@@ -5,9 +5,10 @@
 //! `--transport quic` (the default) runs it through three node processes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +20,15 @@ use triad_plan::{
 };
 use triad_ring::outside::{deal, reconstruct};
 use triad_ring::{Arith, PartyId, memory_mesh};
+
+use triad_auth::UserKey;
+use triad_client::cluster::LocalCluster;
+use triad_client::error::ClientError;
+use triad_client::remote::{Client, QueryReply};
+use triad_client::schema::Schema;
+use triad_client::seed::seed_analysis_clear;
+use triad_client::table::read_table;
+use triad_node::config::Role;
 
 use crate::party_session;
 
@@ -225,6 +235,10 @@ pub struct Phase {
     /// For `total`: seconds divided by the in-the-clear seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_clear: Option<f64>,
+    /// Seconds the busiest node spent in the protocol itself (the rest is
+    /// reading and writing shares, agreement and the client's calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_seconds: Option<f64>,
 }
 
 fn dealt(table: &SeedTable) -> [SecretTable; 3] {
@@ -280,9 +294,21 @@ struct PartyResult {
 /// The analysis with the three parties' executors in this process.
 pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
     let (p1, p2) = generate(rows, 1);
+    let temp = tempfile::tempdir()?;
+    let (csv1, _) = write_upload(temp.path(), "party1", &p1)?;
+    let (csv2, _) = write_upload(temp.path(), "party2", &p2)?;
+    let months: Vec<u32> = MONTHS.iter().map(|m| *m as u32).collect();
     let clear_start = Instant::now();
-    let want = in_the_clear(&p1, &p2, 3);
+    let clear = seed_analysis_clear(&csv1, &csv2, &months)?;
     let clear_seconds = clear_start.elapsed().as_secs_f64();
+    let want = in_the_clear(&p1, &p2, 3);
+    anyhow::ensure!(
+        want.iter()
+            .map(|(m, v)| (*m as u32, *v))
+            .collect::<Vec<_>>()
+            == clear,
+        "the generator's reference and polars disagree"
+    );
     let (s1, s2) = (p1.schema(), p2.schema());
     let schemas: HashMap<String, TableSchema> =
         [("p1".to_string(), s1), ("p2".to_string(), s2)].into();
@@ -392,6 +418,7 @@ pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
         rounds,
         transport: "memory",
         ratio_to_clear: ratio,
+        protocol_seconds: None,
     };
     let total = (
         merge_phase.0 + sums.0,
@@ -404,4 +431,148 @@ pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
         phase("clear", (clear_seconds, 0, 0), None),
         phase("total", total, Some(total.0 / clear_seconds.max(1e-9))),
     ])
+}
+
+/// Writes `table` as CSV with its schema file, for upload.
+fn write_upload(dir: &Path, name: &str, table: &SeedTable) -> anyhow::Result<(PathBuf, Schema)> {
+    let csv = dir.join(format!("{name}.csv"));
+    std::fs::write(&csv, table.csv())?;
+    let mut schema = String::new();
+    for (column, lo, hi) in KEYS {
+        let ty = if column == "smokes" { "bool" } else { "int" };
+        schema.push_str(&format!(
+            "[[column]]\nname = \"{column}\"\ntype = \"{ty}\"\n"
+        ));
+        if ty == "int" {
+            schema.push_str(&format!("min = {lo}\nmax = {hi}\n"));
+        }
+        schema.push('\n');
+    }
+    schema.push_str(&format!(
+        "[[column]]\nname = \"{}\"\ntype = \"int\"\nmin = 0\nmax = 1\n",
+        table.condition
+    ));
+    Ok((csv, Schema::from_toml_str(&schema, name)?))
+}
+
+/// The analysis through three node processes on loopback: upload both
+/// tables, merge and store, then the three gated sums.
+pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> {
+    let temp = tempfile::tempdir()?;
+    let root = keep.unwrap_or(temp.path());
+    std::fs::create_dir_all(root)?;
+    let (p1, p2) = generate(rows, 1);
+    let (csv1, schema1) = write_upload(root, "party1", &p1)?;
+    let (csv2, schema2) = write_upload(root, "party2", &p2)?;
+    let clear_start = Instant::now();
+    let months: Vec<u32> = MONTHS.iter().map(|m| *m as u32).collect();
+    let clear = seed_analysis_clear(&csv1, &csv2, &months)?;
+    let clear_seconds = clear_start.elapsed().as_secs_f64();
+
+    let key_path = root.join("analyst.key");
+    let key = UserKey::generate()?;
+    key.save(&key_path)?;
+    let users = vec![(
+        "analyst".to_string(),
+        key.public().to_string(),
+        vec![Role::Owner, Role::Analyst],
+    )];
+    let program = std::env::current_exe()?;
+    let mut cluster = LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?;
+    cluster.tune(|file| {
+        // Three nodes and the client share the machine's cores.
+        file.threads.compute = 1;
+        file.threads.client = 1;
+        file.threads.network = 1;
+    })?;
+    cluster.start(Duration::from_secs(60))?;
+    let client = Client::connect_file(&cluster.connection_path())?;
+    let result = (|| -> anyhow::Result<Vec<Phase>> {
+        let started = Instant::now();
+        let t1 = read_table(&csv1, Some(&schema1))?;
+        let t2 = read_table(&csv2, Some(&schema2))?;
+        let u1 = client.upload(&t1)?;
+        let u2 = client.upload(&t2)?;
+        let upload_seconds = started.elapsed().as_secs_f64();
+        let upload_bytes = u1
+            .timings
+            .bytes_per_node
+            .iter()
+            .zip(&u2.timings.bytes_per_node)
+            .map(|(a, b)| a + b)
+            .max()
+            .unwrap_or(0);
+
+        let started = Instant::now();
+        let merge = merge_query(&u1.handle.to_string(), &u2.handle.to_string());
+        let (merged, merge_stats) = match client.query(&merge)? {
+            QueryReply::Stored { handle, stats, .. } => (handle, stats),
+            QueryReply::Answer { .. } => bail!("the merge returned an answer"),
+        };
+        let merge_seconds = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let mut got = Vec::new();
+        let (mut bytes, mut rounds, mut protocol) = (0u64, 0u64, 0.0);
+        for m in MONTHS {
+            match client.query(&month_query(&merged.to_string(), m, 3)) {
+                Ok(QueryReply::Answer { words, stats, .. }) => {
+                    got.push((m as u32, words.first().map(|w| *w as i64)));
+                    bytes += stats.bytes_sent;
+                    rounds += u64::from(stats.rounds);
+                    protocol += stats.seconds;
+                }
+                Err(ClientError::ThresholdNotMet { .. }) => got.push((m as u32, None)),
+                Ok(QueryReply::Stored { .. }) => bail!("a sum stored a table"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let sums_seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            got == clear,
+            "the secret analysis gave {got:?}, polars in the clear {clear:?}"
+        );
+        let phase = |phase, seconds, bytes_per_party, rounds, ratio, protocol| Phase {
+            phase,
+            rows,
+            seconds,
+            bytes_per_party,
+            rounds,
+            transport: "quic",
+            ratio_to_clear: ratio,
+            protocol_seconds: protocol,
+        };
+        let total = merge_seconds + sums_seconds;
+        Ok(vec![
+            phase("upload", upload_seconds, upload_bytes, 3, None, None),
+            phase(
+                "merge",
+                merge_seconds,
+                merge_stats.bytes_sent,
+                u64::from(merge_stats.rounds),
+                None,
+                Some(merge_stats.seconds),
+            ),
+            phase(
+                "filter_sums",
+                sums_seconds,
+                bytes,
+                rounds,
+                None,
+                Some(protocol),
+            ),
+            phase("clear", clear_seconds, 0, 0, None, None),
+            phase(
+                "total",
+                total,
+                merge_stats.bytes_sent + bytes,
+                u64::from(merge_stats.rounds) + rounds,
+                Some(total / clear_seconds.max(1e-9)),
+                Some(merge_stats.seconds + protocol),
+            ),
+        ])
+    })();
+    client.close();
+    cluster.stop();
+    result
 }

@@ -82,6 +82,9 @@ enum Command {
         /// Threads per party for local work (memory transport).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Keep the cluster's files (and node logs) here (quic transport).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// A node of the upload benchmark's local cluster.
     #[command(subcommand, hide = true)]
@@ -165,10 +168,11 @@ fn main() -> anyhow::Result<()> {
             rows,
             transport,
             threads,
+            keep,
         } => {
             let phases = match transport {
                 Transport::Memory => triad_bench::e2e::run_memory(rows, threads)?,
-                Transport::Quic => anyhow::bail!("e2e over node processes: not built yet"),
+                Transport::Quic => triad_bench::e2e::run_quic(rows, keep.as_deref())?,
             };
             for phase in phases {
                 println!("{}", serde_json::to_string(&phase)?);

@@ -480,7 +480,7 @@ impl<'c> SecretFrame<'c> {
             return Err(ClientError::Usage("not an aggregate".into()));
         };
         match self.client.query(&query)? {
-            QueryReply::Answer { passed, words } => match passed[..] {
+            QueryReply::Answer { passed, words, .. } => match passed[..] {
                 [true] => decode_aggregation(&aggregation, column.as_ref(), &words),
                 [false] => Err(ClientError::ThresholdNotMet {
                     message: format!(
@@ -677,7 +677,7 @@ impl GroupBy<'_, '_> {
             return Err(ClientError::Usage("not a group-by".into()));
         };
         match self.frame.client.query(&query)? {
-            QueryReply::Answer { passed, words } => {
+            QueryReply::Answer { passed, words, .. } => {
                 let groups = decode_group_by(&keys, &aggregations, &form, &passed, &words)?;
                 groups_to_dataframe(&keys, &aggregations, &groups)
             }

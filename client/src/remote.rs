@@ -13,8 +13,8 @@ use triad_auth::{
 };
 use triad_net::{LinkConfig, NodeLink};
 use triad_node::api::{
-    self, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares, TableSummary,
-    UploadBody, UploadPayload,
+    self, Body, CallHeader, ComponentSource, ErrorKind, QueryStats, Reply, ResultShares,
+    TableSummary, UploadBody, UploadPayload,
 };
 use triad_node::store::{
     AgreedUpload, ColumnInfo, ColumnSchema, Handle, UploadId, component_digest, handle_for,
@@ -599,12 +599,16 @@ impl Client {
                 let stored: Vec<Option<(Handle, u64)>> = replies
                     .iter()
                     .map(|r| match r {
-                        Reply::Stored { handle, rows } => Some((*handle, *rows)),
+                        Reply::Stored { handle, rows, .. } => Some((*handle, *rows)),
                         _ => None,
                     })
                     .collect();
                 let (handle, rows) = majority(&stored, "stored table")?;
-                Ok(QueryReply::Stored { handle, rows })
+                Ok(QueryReply::Stored {
+                    handle,
+                    rows,
+                    stats: busiest(&replies),
+                })
             }
             Reply::Answer { .. } => {
                 let gates: Vec<Option<Vec<bool>>> = replies
@@ -615,6 +619,7 @@ impl Client {
                     })
                     .collect();
                 let passed = majority(&gates, "gate outcomes")?;
+                let stats = busiest(&replies);
                 let any = passed.iter().any(|p| *p);
                 let mut shares = Vec::new();
                 for (node, reply) in replies.into_iter().enumerate() {
@@ -646,7 +651,11 @@ impl Client {
                     )?);
                 }
                 let words = Client::combine(shares)?;
-                Ok(QueryReply::Answer { passed, words })
+                Ok(QueryReply::Answer {
+                    passed,
+                    words,
+                    stats,
+                })
             }
             _ => Err(ClientError::Misbehaving {
                 node: 0,
@@ -731,7 +740,7 @@ impl Client {
 }
 
 /// What the nodes answered to a query (see [`Client::query`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QueryReply {
     /// An aggregate or group-by: the public gate outcomes (one per
     /// candidate group) and the reconstructed result words of the groups
@@ -742,6 +751,8 @@ pub enum QueryReply {
         passed: Vec<bool>,
         /// Result words (encoded integers, two's complement).
         words: Vec<u64>,
+        /// The busiest node's cost of running it.
+        stats: QueryStats,
     },
     /// A new secret table, stored on all three nodes.
     Stored {
@@ -750,7 +761,20 @@ pub enum QueryReply {
         /// Rows stored (masked-out rows included: how many are selected is
         /// secret).
         rows: u64,
+        /// The busiest node's cost of running it.
+        stats: QueryStats,
     },
+}
+
+/// The largest cost any node reported for a query.
+fn busiest(replies: &[Reply]) -> QueryStats {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Answer { stats, .. } | Reply::Stored { stats, .. } => Some(*stats),
+            _ => None,
+        })
+        .fold(QueryStats::default(), QueryStats::max)
 }
 
 /// The value all three nodes report; with one odd node out, that node is
@@ -959,6 +983,7 @@ mod tests {
                     passed,
                     ephemeral_public: *sealed.ephemeral_public.as_bytes(),
                     ciphertext: sealed.ciphertext,
+                    stats: QueryStats::default(),
                 }
             })
             .collect();
@@ -984,6 +1009,7 @@ mod tests {
             QueryReply::Answer {
                 passed: gates.clone(),
                 words: vec![7, u64::MAX],
+                stats: QueryStats::default(),
             }
         );
         // One node reporting other gate outcomes is blamed.
@@ -999,7 +1025,11 @@ mod tests {
         // Stored handles must agree.
         let handle: Handle = "11".repeat(32).parse().unwrap();
         let other: Handle = "22".repeat(32).parse().unwrap();
-        let stored = |h: Handle| Reply::Stored { handle: h, rows: 9 };
+        let stored = |h: Handle| Reply::Stored {
+            handle: h,
+            rows: 9,
+            stats: QueryStats::default(),
+        };
         assert_eq!(
             Client::query_reply(
                 &request,
@@ -1007,7 +1037,11 @@ mod tests {
                 [stored(handle), stored(handle), stored(handle)]
             )
             .unwrap(),
-            QueryReply::Stored { handle, rows: 9 }
+            QueryReply::Stored {
+                handle,
+                rows: 9,
+                stats: QueryStats::default(),
+            }
         );
         match Client::query_reply(
             &request,

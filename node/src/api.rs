@@ -203,6 +203,8 @@ pub enum Reply {
         ephemeral_public: [u8; 32],
         /// The ciphertext.
         ciphertext: Vec<u8>,
+        /// What the query cost this node.
+        stats: QueryStats,
     },
     /// A query's result stored as a new secret table on all three nodes.
     Stored {
@@ -210,6 +212,8 @@ pub enum Reply {
         handle: Handle,
         /// Rows stored (selected or not: the count kept is secret).
         rows: u64,
+        /// What the query cost this node.
+        stats: QueryStats,
     },
     /// A public count (a table's row count is public).
     Count(u64),
@@ -217,6 +221,30 @@ pub enum Reply {
     Deleted,
     /// The request was refused or failed; nothing was committed.
     Refused(ApiError),
+}
+
+/// What running a query cost one node: public (message sizes and rounds
+/// depend only on the plan and the tables' sizes), reported for
+/// benchmarks and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryStats {
+    /// Seconds the protocol ran on this node.
+    pub seconds: f64,
+    /// Payload bytes this node sent to the other two.
+    pub bytes_sent: u64,
+    /// Communication rounds.
+    pub rounds: u32,
+}
+
+impl QueryStats {
+    /// The larger of each figure: the busiest node's view.
+    pub fn max(self, other: QueryStats) -> QueryStats {
+        QueryStats {
+            seconds: self.seconds.max(other.seconds),
+            bytes_sent: self.bytes_sent.max(other.bytes_sent),
+            rounds: self.rounds.max(other.rounds),
+        }
+    }
 }
 
 /// A node's result components: for node `i`, the values' components `i`

@@ -57,7 +57,7 @@ use triad_net::{
 use triad_ring::{Arith, PairKeys, PartyId, Session, SessionConfig, Transport, TransportError};
 
 use crate::api::{
-    self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares,
+    self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, QueryStats, Reply, ResultShares,
     TableSummary, UploadBody, UploadPayload,
 };
 use crate::config::{Config, Role};
@@ -1506,9 +1506,10 @@ fn run_query(
         threads: shared.config.file.threads.compute,
         record_transcript: false,
     };
-    let outcome = {
+    let (outcome, stats) = {
+        let started = Instant::now();
         let mut session = Session::new(mesh.me, &mut mesh.transport, &mesh.keys, &config)?;
-        triad_exec::execute(
+        let outcome = triad_exec::execute(
             &mut session,
             &prepared.checked,
             &mut prepared.tables,
@@ -1516,7 +1517,20 @@ fn run_query(
                 min_threshold,
                 ..Policy::default()
             },
-        )
+        );
+        let counted = session.stats();
+        let stats = QueryStats {
+            seconds: started.elapsed().as_secs_f64(),
+            bytes_sent: counted.bytes_sent,
+            rounds: counted.rounds,
+        };
+        tracing::info!(
+            seconds = stats.seconds,
+            bytes_sent = stats.bytes_sent,
+            rounds = stats.rounds,
+            "query ran"
+        );
+        (outcome, stats)
     };
     drop(prepared);
     let refused = |kind: ErrorKind, error: ExecError, outcome: &'static str| {
@@ -1535,13 +1549,14 @@ fn run_query(
                         passed: answer.passed,
                         ephemeral_public,
                         ciphertext,
+                        stats,
                     },
                     "answered",
                 ),
                 Err(error) => (Reply::Refused(error), "seal failed"),
             })
         }
-        Ok(Outcome::Table(table)) => store_derived(shared, mesh, job, table),
+        Ok(Outcome::Table(table)) => store_derived(shared, mesh, job, table, stats),
         // The three nodes' links are in an unknown state: re-form them.
         Err(ExecError::Protocol(error)) => Err(MeshLost::Protocol(error)),
         Err(error @ ExecError::ThresholdNotMet { .. }) => {
@@ -1564,6 +1579,7 @@ fn store_derived(
     mesh: &mut Mesh,
     job: &Job,
     table: triad_exec::SecretTable,
+    stats: QueryStats,
 ) -> Result<(Reply, &'static str), MeshLost> {
     let request = Digest::from_bytes(*job.digest.as_bytes());
     let party = mesh.me;
@@ -1597,6 +1613,7 @@ fn store_derived(
                 Reply::Stored {
                     handle: info.handle,
                     rows: info.rows,
+                    stats,
                 },
                 "stored",
             ),

@@ -431,10 +431,10 @@ impl TestClient {
         }
         let digest = Digest::from_bytes(*request.digest().as_bytes());
         match &replies[0] {
-            Reply::Stored { handle, rows } => {
+            Reply::Stored { handle, rows, .. } => {
                 for reply in &replies {
                     assert!(
-                        matches!(reply, Reply::Stored { handle: h, rows: r } if h == handle && r == rows),
+                        matches!(reply, Reply::Stored { handle: h, rows: r, .. } if h == handle && r == rows),
                         "{replies:?}"
                     );
                 }
@@ -454,6 +454,7 @@ impl TestClient {
                         passed: p,
                         ephemeral_public,
                         ciphertext,
+                        ..
                     } = reply
                     else {
                         panic!("node {node} answered differently");
