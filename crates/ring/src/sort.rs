@@ -79,6 +79,44 @@ impl SortKey {
     }
 }
 
+/// Rows sampled for the first pivot (odd: the median is one of them).
+const SAMPLE: usize = 7;
+
+/// Rows of a long segment compared pairwise while it is partitioned, so
+/// that each part gets about half of them to take its pivot's median from.
+const LOOKAHEAD: usize = 15;
+
+/// Segments from this long pick their pivot from a sample; shorter ones
+/// take their first row. The 105 sample comparisons add a fifth to the
+/// shortest such segment's partition and are repaid by better splits
+/// (measured at 1M rows: 12% fewer bytes, 15% fewer rounds).
+const SAMPLE_FROM: usize = 512;
+
+/// Pairs `(a, b)`, `a < b`, of look-ahead sample rows, in batch order.
+fn lookahead_pairs() -> Vec<(usize, usize)> {
+    (0..LOOKAHEAD)
+        .flat_map(|a| (a + 1..LOOKAHEAD).map(move |b| (a, b)))
+        .collect()
+}
+
+/// The median of the sample rows `members` given the opened outcomes
+/// `less[k]` of `pairs[k]` (`a < b`); `None` for fewer than three.
+fn median_of(members: &[usize], pairs: &[(usize, usize)], less: &[bool]) -> Option<usize> {
+    if members.len() < 3 {
+        return None;
+    }
+    let mut below = [0usize; LOOKAHEAD];
+    for (&(a, b), &a_less) in pairs.iter().zip(less) {
+        if members.contains(&a) && members.contains(&b) {
+            below[if a_less { b } else { a }] += 1;
+        }
+    }
+    members
+        .iter()
+        .copied()
+        .find(|&m| below[m] == members.len() / 2)
+}
+
 /// Bits needed to write `0..n`.
 fn index_bits(n: usize) -> u32 {
     (usize::BITS - (n.max(2) - 1).leading_zeros()).max(1)
@@ -142,13 +180,30 @@ impl<T: Transport> Session<T> {
         let mut segments: Vec<(usize, usize)> = vec![(0, n)];
         let mut scratch: Vec<u64> = Vec::with_capacity(n);
         let mut scratch_order: Vec<u32> = Vec::with_capacity(n);
+        self.choose_pivots(&mut limbs, &mut order, &segments, &widths)?;
         while !segments.is_empty() {
-            let compared: usize = segments.iter().map(|&(_, len)| len - 1).sum();
+            // Each long segment also compares a spread-out sample of its
+            // rows pairwise, in the same batch: once the partition is known,
+            // each part's pivot is the median of the sample rows it got, at
+            // no extra round.
+            let samples: Vec<Option<[usize; LOOKAHEAD]>> = segments
+                .iter()
+                .map(|&(start, len)| {
+                    (len >= SAMPLE_FROM).then(|| {
+                        std::array::from_fn(|i| {
+                            start + 1 + (2 * i + 1) * (len - 1) / (2 * LOOKAHEAD)
+                        })
+                    })
+                })
+                .collect();
+            let pairs = lookahead_pairs();
+            let sampled = samples.iter().flatten().count() * pairs.len();
+            let partitioned: usize = segments.iter().map(|&(_, len)| len - 1).sum();
             let differences: Vec<Arith> = limbs
                 .iter()
                 .map(|limb| {
                     let diff = |v: &[u64]| -> Vec<u64> {
-                        let mut out = Vec::with_capacity(compared);
+                        let mut out = Vec::with_capacity(partitioned + sampled);
                         for &(start, len) in &segments {
                             let pivot = v[start];
                             out.extend(
@@ -156,6 +211,9 @@ impl<T: Transport> Session<T> {
                                     .iter()
                                     .map(|x| x.wrapping_sub(pivot)),
                             );
+                        }
+                        for at in samples.iter().flatten() {
+                            out.extend(pairs.iter().map(|&(a, b)| v[at[a]].wrapping_sub(v[at[b]])));
                         }
                         out
                     };
@@ -169,8 +227,9 @@ impl<T: Transport> Session<T> {
             let less = self.reveal_bits(&less)?;
             let mut next_segments = Vec::new();
             let mut offset = 0;
+            let mut sample_offset = partitioned;
             let mut destination: Vec<u32> = Vec::new();
-            for &(start, len) in &segments {
+            for (&(start, len), sample) in segments.iter().zip(&samples) {
                 let outcomes = &less[offset..offset + len - 1];
                 offset += len - 1;
                 let below = outcomes.iter().filter(|&&b| b).count();
@@ -204,6 +263,32 @@ impl<T: Transport> Session<T> {
                 }
                 rows.copy_from_slice(&scratch_order);
                 let above = len - 1 - below;
+                if let Some(at) = sample {
+                    let sample_less = &less[sample_offset..sample_offset + pairs.len()];
+                    sample_offset += pairs.len();
+                    // Where each sample row went, and on which side.
+                    let moved: [(usize, bool); LOOKAHEAD] = std::array::from_fn(|i| {
+                        let local = at[i] - start;
+                        (start + destination[local] as usize, outcomes[local - 1])
+                    });
+                    for (side, front, part_len) in
+                        [(true, start, below), (false, start + below + 1, above)]
+                    {
+                        if part_len < 2 {
+                            continue;
+                        }
+                        let members: Vec<usize> =
+                            (0..LOOKAHEAD).filter(|&i| moved[i].1 == side).collect();
+                        if let Some(median) = median_of(&members, &pairs, sample_less) {
+                            let row = moved[median].0;
+                            for limb in limbs.iter_mut() {
+                                limb.own.swap(front, row);
+                                limb.next.swap(front, row);
+                            }
+                            order.swap(front, row);
+                        }
+                    }
+                }
                 if below >= 2 {
                     next_segments.push((start, below));
                 }
@@ -217,6 +302,71 @@ impl<T: Transport> Session<T> {
             self.record(Event::RevealedPermutation(order.clone()));
         }
         Ok(payload_shuffled.iter().map(|c| c.gather(&order)).collect())
+    }
+
+    /// Moves the median of a sample of each long segment to its front, to
+    /// serve as the pivot: quicksort then needs about 1.1 n log2 n
+    /// comparisons instead of 1.39 n log2 n. The rows were shuffled, so a
+    /// sample at fixed positions is a random one; comparing them reveals
+    /// only more of the same uniformly random order the sort opens anyway,
+    /// and which rows are compared depends only on earlier outcomes. All
+    /// segments' sample comparisons form one batch.
+    fn choose_pivots(
+        &mut self,
+        limbs: &mut [Arith],
+        order: &mut [u32],
+        segments: &[(usize, usize)],
+        widths: &[u32],
+    ) -> Result<(), Error> {
+        // Spread-out positions: earlier samples end up at the heads of the
+        // partitions they fall in, so a sample of the head would be biased.
+        let chosen: Vec<[usize; SAMPLE]> = segments
+            .iter()
+            .filter(|&&(_, len)| len >= SAMPLE_FROM)
+            .map(|&(start, len)| std::array::from_fn(|i| start + (2 * i + 1) * len / (2 * SAMPLE)))
+            .collect();
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(usize, usize)> = (0..SAMPLE)
+            .flat_map(|a| (a + 1..SAMPLE).map(move |b| (a, b)))
+            .collect();
+        let differences: Vec<Arith> = limbs
+            .iter()
+            .map(|limb| {
+                let diff = |v: &[u64]| -> Vec<u64> {
+                    let mut out = Vec::with_capacity(chosen.len() * pairs.len());
+                    for at in &chosen {
+                        out.extend(pairs.iter().map(|&(a, b)| v[at[a]].wrapping_sub(v[at[b]])));
+                    }
+                    out
+                };
+                Arith {
+                    own: diff(&limb.own),
+                    next: diff(&limb.next),
+                }
+            })
+            .collect();
+        let less = self.lex_negative(&differences, widths)?;
+        let less = self.reveal_bits(&less)?;
+        for ((k, at), &(start, _)) in chosen
+            .iter()
+            .enumerate()
+            .zip(segments.iter().filter(|&&(_, len)| len >= SAMPLE_FROM))
+        {
+            let outcomes = &less[k * pairs.len()..(k + 1) * pairs.len()];
+            let mut below = [0usize; SAMPLE];
+            for (&(a, b), &a_less) in pairs.iter().zip(outcomes) {
+                below[if a_less { b } else { a }] += 1;
+            }
+            let median = at[below.iter().position(|&r| r == SAMPLE / 2).unwrap_or(0)];
+            for limb in limbs.iter_mut() {
+                limb.own.swap(start, median);
+                limb.next.swap(start, median);
+            }
+            order.swap(start, median);
+        }
+        Ok(())
     }
 
     /// Lexicographic `a < b` over limbs (most significant first), given the

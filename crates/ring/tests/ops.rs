@@ -378,3 +378,29 @@ fn operand_errors_are_reported_not_panics() {
     });
     assert_eq!(got, [true; 7]);
 }
+
+/// Long enough that pivots come from samples (the first level's and the
+/// look-ahead ones), with many duplicate keys: still stable and correct.
+#[test]
+fn long_sorts_with_sampled_pivots_are_stable_and_correct() {
+    for (n, width, seed) in [(5000usize, 6u32, 3u64), (9000, 40, 4)] {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let k: Vec<u64> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state & ((1u64 << width) - 1)
+            })
+            .collect();
+        let positions: Vec<u64> = (0..n as u64).collect();
+        let got = agree(seed, |s| {
+            let key = shares(s.id(), seed, &k);
+            let payload = shares(s.id(), seed ^ 1, &positions);
+            let sort_key = triad_ring::SortKey::new(vec![(key, width)])?;
+            let out = s.sort(&sort_key, &[&payload], triad_ring::SortAlgorithm::Quick)?;
+            s.reveal(&out[0])
+        });
+        assert_eq!(got, expected_order(&k), "n {n} width {width}");
+    }
+}
