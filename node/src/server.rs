@@ -1431,9 +1431,12 @@ fn prepare_query(
         sum.saturating_add(info.rows.saturating_mul(info.columns.len() as u64 + 2))
     });
     check_budget(shared, words.saturating_mul(QUERY_BYTES_PER_WORD))?;
+    // Only the columns the plan uses: a sum over a wide stored merge reads
+    // two of its columns, not all of them.
+    let needed = triad_exec::input_columns(&checked);
     let tables = shared
         .pool
-        .install(|| query::StoreTables::read(store, &inputs))
+        .install(|| query::StoreTables::read(store, &inputs, &needed))
         .map_err(|error| match error {
             query::ReadError::Store(e) => store_error(e),
             other => refuse(ErrorKind::Storage, other.to_string()),

@@ -100,7 +100,7 @@ fn the_source_loads_only_requested_columns() {
                 (handle.clone(), infos[i].clone()),
                 (handle.clone(), infos[i].clone()),
             ];
-            StoreTables::read(&trio.stores[i], &inputs).expect("read")
+            StoreTables::read(&trio.stores[i], &inputs, &Default::default()).expect("read")
         })
         .collect();
     let want =
@@ -136,8 +136,12 @@ fn the_source_loads_only_requested_columns() {
     ));
 
     // A column the schema lacks is named.
-    let mut source =
-        StoreTables::read(&trio.stores[0], &[(handle.clone(), infos[0].clone())]).expect("read");
+    let mut source = StoreTables::read(
+        &trio.stores[0],
+        &[(handle.clone(), infos[0].clone())],
+        &Default::default(),
+    )
+    .expect("read");
     match source.load(&handle, &want(&["zz"])) {
         Err(ExecError::Table { handle: h, reason }) => {
             assert_eq!(h, handle);
@@ -158,7 +162,11 @@ fn tables_that_do_not_fit_their_schema_are_refused() {
     }
     let infos = trio.upload(&uploads, CREATED_AT);
     let handle = infos[0].handle.to_string();
-    match StoreTables::read(&trio.stores[0], &[(handle.clone(), infos[0].clone())]) {
+    match StoreTables::read(
+        &trio.stores[0],
+        &[(handle.clone(), infos[0].clone())],
+        &Default::default(),
+    ) {
         Err(ReadError::MissingShareColumn { share_column, .. }) => {
             assert_eq!(share_column, "a#valid")
         }
@@ -174,7 +182,11 @@ fn tables_that_do_not_fit_their_schema_are_refused() {
     assert!(error.contains("\"i64\""), "{error}");
     let handle = infos[0].handle.to_string();
     assert!(matches!(
-        StoreTables::read(&trio.stores[0], &[(handle, infos[0].clone())]),
+        StoreTables::read(
+            &trio.stores[0],
+            &[(handle, infos[0].clone())],
+            &Default::default(),
+        ),
         Err(ReadError::Schema(_))
     ));
 }
@@ -317,9 +329,12 @@ fn derived_tables_commit_reopen_and_read_back() {
     let text = handle.to_string();
     let tables: Vec<SecretTable> = (0..3)
         .map(|i| {
-            let mut source =
-                StoreTables::read(&trio.stores[i], &[(text.clone(), infos[i].clone())])
-                    .expect("read");
+            let mut source = StoreTables::read(
+                &trio.stores[i],
+                &[(text.clone(), infos[i].clone())],
+                &Default::default(),
+            )
+            .expect("read");
             source.load(&text, &["n".to_owned()].into()).expect("load")
         })
         .collect();

@@ -234,13 +234,24 @@ pub(crate) fn eval<T: Transport>(
     })
 }
 
-/// The 0/1 mask of rows where `predicate` is true (null is not true).
-pub(crate) fn truth_mask<T: Transport>(
+/// The 0/1 mask of rows where `predicate` is true (null is not true) and
+/// `mask` (if any) is 1. The earlier mask joins as bits: its low bit costs
+/// one input plane, an AND a bit, where multiplying the injected
+/// predicate by the arithmetic mask would cost a word per row.
+pub(crate) fn filter_mask<T: Transport>(
     s: &mut Session<T>,
     table: &SecretTable,
     predicate: &TypedExpr,
+    mask: Option<&Arith>,
 ) -> Result<Arith, ExecError> {
     let (t, _) = truth(s, table, predicate)?;
+    let t = match mask {
+        Some(mask) => {
+            let m = to_bits(s, mask)?;
+            s.and(&t, &m)?
+        }
+        None => t,
+    };
     Ok(s.inject(&t)?)
 }
 

@@ -19,7 +19,7 @@ mod expr;
 mod merge;
 mod prune;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use triad_plan::{Checked, CheckedOp, CheckedOutput, ColumnInfo, PlanError, TableSchema};
 use triad_ring::{Arith, Session, SortAlgorithm, Transport};
@@ -134,6 +134,19 @@ pub enum ExecError {
     Protocol(#[from] triad_ring::Error),
 }
 
+/// The columns `checked` reads from each input table (by handle as the
+/// plan writes it): a node need read no others.
+pub fn input_columns(checked: &Checked) -> BTreeMap<String, BTreeSet<String>> {
+    let needed = prune::needed_columns(checked);
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (frame, columns) in checked.frames.iter().zip(needed) {
+        if let CheckedOp::Table { handle } = &frame.op {
+            out.entry(handle.clone()).or_default().extend(columns);
+        }
+    }
+    out
+}
+
 /// Runs `checked` with `session`, loading inputs from `tables`.
 pub fn execute<T: Transport>(
     session: &mut Session<T>,
@@ -154,11 +167,13 @@ pub fn execute<T: Transport>(
             CheckedOp::Table { handle } => tables.load(handle, &needed[index])?,
             CheckedOp::Filter { input, predicate } => {
                 let mut table = take(*input)?;
-                let keep = expr::truth_mask(session, &table, predicate)?;
-                table.mask = Some(match table.mask.take() {
-                    Some(mask) => session.mul(&mask, &keep)?,
-                    None => keep,
-                });
+                let mask = table.mask.take();
+                table.mask = Some(expr::filter_mask(
+                    session,
+                    &table,
+                    predicate,
+                    mask.as_ref(),
+                )?);
                 table
             }
             CheckedOp::WithColumn { input, name, expr } => {

@@ -98,10 +98,16 @@ pub struct StoreTables {
 }
 
 impl StoreTables {
-    /// Reads every share column of each input table (`inputs`: handle as
-    /// the plan writes it, with its metadata) once per distinct handle.
-    /// A table listed `n` times is loaded `n` times by the executor.
-    pub fn read(store: &Store, inputs: &[(String, TableInfo)]) -> Result<StoreTables, ReadError> {
+    /// Reads the share columns of each input table (`inputs`: handle as
+    /// the plan writes it, with its metadata) that the plan uses
+    /// (`needed`, from `triad_exec::input_columns`; all of them where a
+    /// handle has no entry), once per distinct handle. A table listed `n`
+    /// times is loaded `n` times by the executor.
+    pub fn read(
+        store: &Store,
+        inputs: &[(String, TableInfo)],
+        needed: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<StoreTables, ReadError> {
         let mut tables: BTreeMap<String, Loaded> = BTreeMap::new();
         for (text, info) in inputs {
             if let Some(loaded) = tables.get_mut(text) {
@@ -110,7 +116,11 @@ impl StoreTables {
             }
             let schema = table_schema(info).map_err(ReadError::Schema)?;
             let mut columns = BTreeMap::new();
+            let wanted = needed.get(text);
             for column in &schema.columns {
+                if wanted.is_some_and(|w| !w.contains(&column.name)) {
+                    continue;
+                }
                 for name in share_columns(column) {
                     if !info.columns.iter().any(|c| c.name == name) {
                         return Err(ReadError::MissingShareColumn {
