@@ -31,11 +31,12 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde::Deserialize;
+use triad_plan::Ty;
 
 /// Largest supported scale of a fixed-point column.
-pub const MAX_SCALE: u32 = 18;
+pub const MAX_SCALE: u32 = triad_plan::MAX_SCALE;
 /// Largest supported width, in bytes, of a string column.
-pub const MAX_WIDTH: u32 = 64;
+pub const MAX_WIDTH: u32 = triad_plan::MAX_WIDTH;
 
 /// Days since 1970-01-01 of 0000-01-01, the default minimum of a date column.
 const DEFAULT_DATE_MIN: i128 = -719_528;
@@ -80,34 +81,16 @@ impl ColumnType {
     /// Parses a tag made by [`ColumnType::tag`], checking the scale and the
     /// width are in their supported ranges.
     pub fn from_tag(tag: &str) -> Result<ColumnType, SchemaError> {
-        let bad = || SchemaError::BadTag(tag.to_owned());
-        let arg = |prefix: &str| -> Option<u32> {
-            tag.strip_prefix(prefix)?
-                .strip_prefix('(')?
-                .strip_suffix(')')
-                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?
-                .parse()
-                .ok()
-        };
-        match tag {
-            "int" => Ok(ColumnType::Int),
-            "bool" => Ok(ColumnType::Bool),
-            "date" => Ok(ColumnType::Date),
-            _ => {
-                if let Some(scale) = arg("fixed") {
-                    (scale <= MAX_SCALE)
-                        .then_some(ColumnType::Fixed { scale })
-                        .ok_or_else(bad)
-                } else if let Some(width) = arg("string") {
-                    (1..=MAX_WIDTH)
-                        .contains(&width)
-                        .then_some(ColumnType::String { width })
-                        .ok_or_else(bad)
-                } else {
-                    Err(bad())
-                }
-            }
-        }
+        // One parser for the nodes' tags: the plan's.
+        Ok(
+            match Ty::from_tag(tag).ok_or_else(|| SchemaError::BadTag(tag.to_owned()))? {
+                Ty::Int => ColumnType::Int,
+                Ty::Bool => ColumnType::Bool,
+                Ty::Date => ColumnType::Date,
+                Ty::Fixed(scale) => ColumnType::Fixed { scale },
+                Ty::String(width) => ColumnType::String { width },
+            },
+        )
     }
 
     /// Number of 64-bit share columns holding one value of this type

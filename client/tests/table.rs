@@ -632,38 +632,3 @@ fn blank_and_short_lines_are_refused() {
     assert_eq!(col(&t, "a"), [1, 0, 3]);
     assert_eq!(col(&t, "a#valid"), [1, 0, 1]);
 }
-
-/// Timing of 1,000,000 rows x 8 int columns; run with
-/// `cargo test --release -p triad-client --test table -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing_million_rows() {
-    use std::fmt::Write as _;
-    let dir = TempDir::new().unwrap();
-    let mut text = String::from("c0,c1,c2,c3,c4,c5,c6,c7\n");
-    let mut toml = String::new();
-    for c in 0..8 {
-        write!(
-            toml,
-            "[[column]]\nname='c{c}'\ntype='int'\nmin=-1000000000\nmax=1000000000\n"
-        )
-        .unwrap();
-    }
-    let mut x: u64 = 1;
-    for _ in 0..1_000_000 {
-        for c in 0..8 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let v = (x >> 33) as i64 % 1_000_000_000 - 500_000_000;
-            write!(text, "{}{v}", if c == 0 { "" } else { "," }).unwrap();
-        }
-        text.push('\n');
-    }
-    let path = write(&dir, "big.csv", &text);
-    let s = schema(&toml);
-    let start = std::time::Instant::now();
-    let t = read_table(&path, Some(&s)).unwrap();
-    eprintln!("read+encode 1M x 8 ints: {:?}", start.elapsed());
-    assert_eq!(t.rows, 1_000_000);
-}

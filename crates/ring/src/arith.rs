@@ -176,34 +176,7 @@ impl<T: Transport> Session<T> {
     /// `sum_k x_k * y_k` as shares of one element: one round, one element
     /// per party for the whole column.
     pub fn inner_product(&mut self, x: &Arith, y: &Arith) -> Result<Arith, Error> {
-        if x.len() != y.len() {
-            return Err(Error::LengthMismatch {
-                op: "inner_product",
-                left: x.len(),
-                right: y.len(),
-            });
-        }
-        let alpha = self.zero_share(1, false)[0];
-        let local = self.install(|| {
-            x.own
-                .par_iter()
-                .zip(&x.next)
-                .zip(y.own.par_iter().zip(&y.next))
-                .with_min_len(MIN_LEN)
-                .map(|((x0, x1), (y0, y1))| {
-                    x0.wrapping_mul(*y0)
-                        .wrapping_add(x0.wrapping_mul(*y1))
-                        .wrapping_add(x1.wrapping_mul(*y0))
-                })
-                .reduce(|| 0, u64::wrapping_add)
-        });
-        let z = local.wrapping_add(alpha);
-        let id = self.id();
-        let received = self.exchange(id.prev(), &[z], id.next(), 1)?;
-        Ok(Arith {
-            own: vec![z],
-            next: received,
-        })
+        self.inner_products(&[(x, y)])
     }
 
     /// Several inner products in one round: element `k` of the result is
