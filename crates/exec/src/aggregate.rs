@@ -99,20 +99,19 @@ pub(crate) fn aggregate<T: Transport>(
             } else {
                 None
             };
-            let mut pairs: Vec<(&Arith, &Arith)> = Vec::new();
-            let ones;
-            let w = match &w {
-                Some(w) => w,
+            let mut columns: Vec<&Arith> = vec![x];
+            columns.extend(squares.as_ref());
+            let sums = match &w {
+                Some(w) => {
+                    let pairs: Vec<(&Arith, &Arith)> = columns.iter().map(|c| (w, *c)).collect();
+                    s.inner_products(&pairs)?
+                }
+                // Every row counts: plain sums, no message.
                 None => {
-                    ones = s.public(&vec![1; n]);
-                    &ones
+                    let parts: Vec<Arith> = columns.iter().map(|c| s.sum(c)).collect();
+                    Arith::concat(&parts.iter().collect::<Vec<_>>())
                 }
             };
-            pairs.push((w, x));
-            if let Some(sq) = &squares {
-                pairs.push((w, sq));
-            }
-            let sums = s.inner_products(&pairs)?;
             match agg {
                 Agg::Sum => sums,
                 Agg::Mean => Arith::concat(&[&sums, &count]),
@@ -458,8 +457,9 @@ fn sorted_group_by<T: Transport>(
             _ => limbs.push((part, width)),
         }
     }
-    // Terms summed per group: weights (counts) and weighted values.
-    let mut term_pairs: Vec<(Arith, Arith)> = Vec::new();
+    // Terms summed per group: weights (counts) as they are, and weighted
+    // values (weight, value) multiplied below in one batch.
+    let mut term_pairs: Vec<(Arith, Option<Arith>)> = Vec::new();
     let mut layout: Vec<Vec<usize>> = Vec::new();
     let mut weight_of: Vec<(Option<String>, usize)> = Vec::new();
     for (a, info) in aggregations {
@@ -478,7 +478,7 @@ fn sorted_group_by<T: Transport>(
                     Some(v) => s.mul(&m, v)?,
                     None => m.clone(),
                 };
-                term_pairs.push((w, s.public(&vec![1; n])));
+                term_pairs.push((w, None));
                 weight_of.push((key, term_pairs.len() - 1));
                 term_pairs.len() - 1
             }
@@ -488,14 +488,14 @@ fn sorted_group_by<T: Transport>(
             (Agg::Count, _) => words.push(weight),
             (agg @ (Agg::Sum | Agg::Mean | Agg::Var), Some(x)) => {
                 let w = term_pairs[weight].0.clone();
-                term_pairs.push((w.clone(), x.clone()));
+                term_pairs.push((w.clone(), Some(x.clone())));
                 words.push(term_pairs.len() - 1);
                 if agg != Agg::Sum {
                     words.push(weight);
                 }
                 if agg == Agg::Var {
                     let sq = s.mul(x, x)?;
-                    term_pairs.push((w, sq));
+                    term_pairs.push((w, Some(sq)));
                     words.push(term_pairs.len() - 1);
                 }
             }
@@ -508,9 +508,19 @@ fn sorted_group_by<T: Transport>(
         }
         layout.push(words);
     }
-    // Row terms: weight times value (the weights' own terms are w * 1).
-    let pairs: Vec<(&Arith, &Arith)> = term_pairs.iter().map(|(a, b)| (a, b)).collect();
-    let terms = s.mul_many(&pairs)?;
+    let pairs: Vec<(&Arith, &Arith)> = term_pairs
+        .iter()
+        .filter_map(|(w, x)| x.as_ref().map(|x| (w, x)))
+        .collect();
+    let mut products = s.mul_many(&pairs)?.into_iter();
+    let terms: Vec<Arith> = term_pairs
+        .into_iter()
+        .map(|(w, x)| match x {
+            None => Some(w),
+            Some(_) => products.next(),
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| ExecError::Unsupported("group-by terms".into()))?;
     let gate_term = weight_of.iter().map(|(_, i)| *i).collect::<Vec<_>>();
 
     let mut payload: Vec<&Arith> = limbs.iter().map(|(l, _)| l).collect();
