@@ -1,6 +1,7 @@
 //! A local three-node cluster on loopback: configurations made the way
-//! three operators would (`init` on each node, certificates exchanged with
-//! `add-peer`, users admitted with `add-user`), and three real node
+//! three operators would (`init` on each node, certificates and operator
+//! keys exchanged with `add-peer`, users admitted in one roles document
+//! that each node's operator signs and installs), and three real node
 //! processes. Used by `triad demo`, `triad cluster` and the integration
 //! tests.
 
@@ -9,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use triad_node::cli::{AddPeerArgs, AddUserArgs, InitArgs, add_peer, add_user, init};
+use triad_node::cli::{
+    AddPeerArgs, InitArgs, RolesAddUserArgs, RolesConfigArgs, RolesNewArgs, add_peer, init,
+    roles_add_user, roles_install, roles_new, roles_sign,
+};
 use triad_node::config::Role;
 
 use crate::connection::{ConnectionFile, NodeEntry};
@@ -43,6 +47,12 @@ fn free_port() -> Result<u16, ClientError> {
 
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Usage(e.to_string())
+}
+
+/// The operator public key `init` wrote for node `node`.
+fn read_operator_key(root: &Path, node: usize) -> Result<String, ClientError> {
+    let path = root.join(format!("node{node}/operator.pub"));
+    std::fs::read_to_string(&path).map_err(|source| ClientError::File { path, source })
 }
 
 impl LocalCluster {
@@ -89,18 +99,41 @@ impl LocalCluster {
                     node: peer,
                     address: *address,
                     certificate: root.join(format!("node{peer}/node.crt")),
+                    operator_key: read_operator_key(root, peer)?,
                 })
                 .map_err(other)?;
             }
-            for (name, public_key, roles) in users {
-                add_user(&AddUserArgs {
-                    config: config.clone(),
-                    name: name.clone(),
-                    public_key: public_key.clone(),
-                    roles: roles.clone(),
-                })
-                .map_err(other)?;
-            }
+        }
+        // One document for the three nodes: built once, signed by each
+        // node's operator key in turn, then installed on each.
+        let roles = root.join("roles.toml");
+        roles_new(&RolesNewArgs {
+            deployment: deployment.clone().unwrap_or_default(),
+            out: roles.clone(),
+        })
+        .map_err(other)?;
+        for (name, public_key, roles_granted) in users {
+            roles_add_user(&RolesAddUserArgs {
+                roles: roles.clone(),
+                name: name.clone(),
+                public_key: public_key.clone(),
+                role: roles_granted.clone(),
+            })
+            .map_err(other)?;
+        }
+        for config in &configs {
+            roles_sign(&RolesConfigArgs {
+                config: config.clone(),
+                roles: roles.clone(),
+            })
+            .map_err(other)?;
+        }
+        for config in &configs {
+            roles_install(&RolesConfigArgs {
+                config: config.clone(),
+                roles: roles.clone(),
+            })
+            .map_err(other)?;
         }
         let connection = ConnectionFile {
             deployment: deployment.unwrap_or_default(),

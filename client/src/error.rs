@@ -87,6 +87,24 @@ pub enum ClientError {
         /// The nodes' message (names the threshold applied).
         message: String,
     },
+    /// The query is not the next step of an approved script this user may
+    /// run: nothing ran and nothing was revealed. The message names the
+    /// step and what differed.
+    #[error("NoMatchingAuthorization: {message}")]
+    NoMatchingAuthorization {
+        /// The first node that said so.
+        node: usize,
+        /// The node's message.
+        message: String,
+    },
+    /// A recording or approval file is not usable.
+    #[error("{path}: {problem}")]
+    Script {
+        /// The file (or what was being done).
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A merge whose keys are unique on neither side among the selected
     /// rows (one side must be unique).
     #[error("merge keys not unique: {message}")]
@@ -114,6 +132,7 @@ impl ClientError {
             ClientError::BadPlan { .. } => Some(ErrorKind::BadPlan),
             ClientError::ThresholdNotMet { .. } => Some(ErrorKind::ThresholdNotMet),
             ClientError::NotUnique { .. } => Some(ErrorKind::NotUnique),
+            ClientError::NoMatchingAuthorization { .. } => Some(ErrorKind::NoMatchingAuthorization),
             _ => None,
         }
     }

@@ -481,7 +481,11 @@ impl<'c> SecretFrame<'c> {
         };
         match self.client.query(&query)? {
             QueryReply::Answer { passed, words, .. } => match passed[..] {
-                [true] => decode_aggregation(&aggregation, column.as_ref(), &words),
+                [true] => {
+                    let value = decode_aggregation(&aggregation, column.as_ref(), &words)?;
+                    self.client.note_output(|| value.to_string());
+                    Ok(value)
+                }
                 [false] => Err(ClientError::ThresholdNotMet {
                     message: format!(
                         "the gate counted fewer rows than the threshold (at least {threshold}, or the deployment's minimum)"
@@ -679,7 +683,9 @@ impl GroupBy<'_, '_> {
         match self.frame.client.query(&query)? {
             QueryReply::Answer { passed, words, .. } => {
                 let groups = decode_group_by(&keys, &aggregations, &form, &passed, &words)?;
-                groups_to_dataframe(&keys, &aggregations, &groups)
+                let frame = groups_to_dataframe(&keys, &aggregations, &groups)?;
+                self.frame.client.note_output(|| format!("{frame}"));
+                Ok(frame)
             }
             QueryReply::Stored { .. } => Err(ClientError::Disagreement(
                 "the nodes stored a table instead of answering a group-by".into(),
@@ -767,6 +773,7 @@ mod tests {
                     nullable: false,
                 },
             ],
+            policy: Default::default(),
         };
         let schema = table_schema(&summary).unwrap();
         assert_eq!(schema.rows, 5);

@@ -37,6 +37,7 @@ pub mod expr;
 pub mod frame;
 pub mod remote;
 pub mod schema;
+pub mod script;
 pub mod seed;
 pub mod table;
 
@@ -44,7 +45,7 @@ pub use answer::Value;
 pub use connection::ConnectionFile;
 pub use error::ClientError;
 pub use frame::{GroupBy, SecretFrame};
-pub use remote::{Client, QueryReply, Uploaded};
+pub use remote::{Client, QueryReply, UploadOptions, Uploaded};
 pub use triad_node::store::Handle;
 
 /// What an analysis script needs: `use triad_client::prelude::*;`.

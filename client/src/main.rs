@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use triad_auth::Mode;
 use triad_auth::UserKey;
 use triad_client::cluster::LocalCluster;
 use triad_client::schema::Schema;
 use triad_client::table::read_table;
-use triad_client::{Client, ConnectionFile, seed};
+use triad_client::{Client, ConnectionFile, UploadOptions, script, seed};
 use triad_node::cli::NodeCommand;
 use triad_node::config::Role;
 use triad_node::store::Handle;
@@ -47,11 +48,56 @@ enum Command {
         /// and widened, and the widened ranges become public.
         #[arg(long)]
         schema: Option<PathBuf>,
+        /// Upload a dummy table (design mode) standing for this production
+        /// table; it must have the production table's schema and ranges.
+        #[arg(long)]
+        dummy_for: Option<Handle>,
+        /// An approver (public key, hex) who must sign every script reading
+        /// this table; repeat for several. Default: any one approver.
+        #[arg(long = "approver")]
+        approvers: Vec<String>,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Generate random rows for a production table's public schema and
+    /// upload them as its dummy table (design mode); prints the handle.
+    Dummy {
+        /// The production table.
+        #[arg(long = "for")]
+        production: Handle,
+        /// Rows to generate.
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+        /// Seed of the generated data (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Review a recorded script (steps, tables, outputs on dummy data) and
+    /// sign it as an approver; writes the `.approved` file. Given an
+    /// `.approved` file, adds this approver's signature.
+    Approve {
+        /// The `.recording` (or `.approved`) file.
+        file: PathBuf,
+        /// The approver's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the `.approved` file (default: next to the input).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Days until the approval expires.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        /// Sign without asking (for scripts; the steps are still printed).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Public metadata of every table: handle, owner, rows, schema.
     Tables {
+        /// List the design namespace (dummy tables) instead of production.
+        #[arg(long)]
+        design: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -137,7 +183,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", key.public());
             eprintln!("key written to {} (keep it private)", out.display());
         }
-        Command::Upload { file, schema, conn } => {
+        Command::Upload {
+            file,
+            schema,
+            dummy_for,
+            approvers,
+            conn,
+        } => {
             let schema = schema.map(|p| Schema::load(&p)).transpose()?;
             let table = read_table(&file, schema.as_ref())?;
             for warning in &table.warnings {
@@ -149,12 +201,73 @@ fn main() -> anyhow::Result<()> {
                 table.rows,
                 table.columns.len()
             );
-            let uploaded = with_progress(&client, &table, || client.upload(&table))?;
+            let options = UploadOptions {
+                dummy_for,
+                approvers,
+            };
+            let uploaded = with_progress(&client, &table, || client.upload_with(&table, &options))?;
             println!("{}", uploaded.handle);
             client.close();
         }
-        Command::Tables { conn } => {
+        Command::Dummy {
+            production,
+            rows,
+            seed,
+            conn,
+        } => {
             let client = connect(&conn.conn)?;
+            let summary = client.get_table(&production)?;
+            let seed = match seed {
+                Some(seed) => seed,
+                None => {
+                    let mut bytes = [0u8; 8];
+                    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+                    u64::from_le_bytes(bytes)
+                }
+            };
+            let table = seed::dummy_table(&summary.schema, rows, seed)?;
+            let options = UploadOptions {
+                dummy_for: Some(production),
+                approvers: Vec::new(),
+            };
+            let uploaded = client.upload_with(&table, &options)?;
+            eprintln!("dummy table of {rows} rows for {production} (design mode)");
+            println!("{}", uploaded.handle);
+            client.close();
+        }
+        Command::Approve {
+            file,
+            key,
+            out,
+            days,
+            yes,
+        } => {
+            let key = UserKey::load(&key)?;
+            let recording = match script::Recording::load(&file) {
+                Ok((recording, _)) => recording,
+                Err(_) => script::ApprovedFile::load(&file)?.0.recording,
+            };
+            println!("{}", recording.describe());
+            if !yes && !confirm("sign this script?")? {
+                bail!("not signed");
+            }
+            let out = out.unwrap_or_else(|| file.with_extension("approved"));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let approved = script::approve(&file, &out, &key, now + days * 86_400)?;
+            println!(
+                "approved by {} signer(s); written to {}",
+                approved.approvals.len(),
+                out.display()
+            );
+        }
+        Command::Tables { design, conn } => {
+            let client = connect(&conn.conn)?;
+            if design {
+                client.set_mode(Mode::Design);
+            }
             for table in client.tables()? {
                 print_table(&table);
             }
@@ -256,6 +369,15 @@ fn with_progress<T>(
     result
 }
 
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 fn init_logs(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -348,56 +470,121 @@ fn demo(
             std::env::temp_dir().join("triad-seed-analysis.svg")
         }
     });
-    let key_path = root.join("owner.key");
-    let key = UserKey::generate()?;
-    key.save(&key_path)?;
     println!(
         "starting three nodes on 127.0.0.1 (files in {})",
         root.display()
     );
+    // Four people, each with a key made on "their machine" (here, files
+    // in the demo directory) and admitted by the operators' signed roles
+    // document.
+    let people = [
+        ("hospital", vec![Role::Owner]),
+        ("pharmacy", vec![Role::Owner]),
+        ("analyst", vec![Role::Analyst]),
+        ("approver", vec![Role::Approver]),
+    ];
+    let mut users = Vec::new();
+    for (name, roles) in &people {
+        let key = UserKey::generate()?;
+        key.save(&root.join(format!("{name}.key")))?;
+        users.push((name.to_string(), key.public().to_string(), roles.clone()));
+    }
     let program = std::env::current_exe().context("locating the triad executable")?;
-    let users = vec![(
-        "owner".to_string(),
-        key.public().to_string(),
-        vec![Role::Owner, Role::Analyst],
-    )];
-    let mut cluster = LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?;
+    let mut cluster = LocalCluster::create(
+        &root.join("cluster"),
+        &program,
+        &users,
+        &root.join("hospital.key"),
+    )?;
     cluster.start(Duration::from_secs(60))?;
-    let client = Client::connect_file(&cluster.connection_path())?;
+    let connect_as = |name: &str| -> anyhow::Result<Client> {
+        let mut file = ConnectionFile::load(&cluster.connection_path())?;
+        file.key = root.join(format!("{name}.key"));
+        Ok(Client::connect(&file)?)
+    };
+
+    println!("\n1. the data owners upload their tables (production):");
     let tables = seed::write_demo_tables(&root, rows, seed)?;
     let mut handles = Vec::new();
-    for (csv, schema) in &tables {
-        let schema = Schema::load(schema)?;
-        let table = read_table(csv, Some(&schema))?;
+    for ((csv, schema), owner) in tables.iter().zip(["hospital", "pharmacy"]) {
+        let client = connect_as(owner)?;
+        let table = read_table(csv, Some(&Schema::load(schema)?))?;
         let uploaded = client.upload(&table)?;
         println!(
-            "uploaded {} ({} rows) -> handle {}",
+            "  {owner}: {} ({} rows) -> handle {}",
             csv.file_name().unwrap_or_default().to_string_lossy(),
             uploaded.rows,
             uploaded.handle
         );
         handles.push(uploaded.handle);
+        client.close();
     }
-    println!("\ntables on the nodes (public metadata):");
-    for table in client.tables()? {
+
+    let analyst = connect_as("analyst")?;
+    println!("\n2. the analyst sees only public metadata:");
+    for table in analyst.tables()? {
         print_table(&table);
     }
-    println!("\nqueries (results reconstructed only here):");
-    for (handle, column) in [(handles[0], "condition_x"), (handles[1], "condition_y")] {
-        let sum = client.sum(&handle, column)?;
-        let count = client.count(&handle, None)?;
-        println!("  sum({column}) = {sum} of {count} rows");
+    println!("\n3. design mode: the analyst uploads dummy tables standing for them");
+    let dummy_dir = root.join("dummy");
+    std::fs::create_dir_all(&dummy_dir)?;
+    let dummy_tables = seed::write_demo_tables(&dummy_dir, rows.clamp(1, 500), seed ^ 0xd0d0)?;
+    let mut dummies = Vec::new();
+    for ((csv, schema), production) in dummy_tables.iter().zip(&handles) {
+        let table = read_table(csv, Some(&Schema::load(schema)?))?;
+        let options = UploadOptions {
+            dummy_for: Some(*production),
+            approvers: Vec::new(),
+        };
+        let uploaded = analyst.upload_with(&table, &options)?;
+        println!("  dummy {} for {production}", uploaded.handle);
+        dummies.push(uploaded.handle);
     }
 
     println!(
-        "\nseed analysis: merged = party1.merge(party2, how=inner, on={:?});\n  per month: merged[((condition_y == 1) & (month == m)).with_threshold({})][\"condition_y\"].sum()",
+        "\n4. the analyst records the seed analysis on the dummies:\n  merged = party1.merge(party2, how=inner, on={:?})\n  per month: merged[((condition_y == 1) & (month == m)).with_threshold({})][\"condition_y\"].sum()",
         seed::SEED_KEYS,
         seed::SEED_THRESHOLD
     );
+    let recording = root.join("seed-analysis.recording");
+    analyst.record("seed-analysis")?;
+    let on_dummies = analyst.allow_errors(|| {
+        seed::seed_analysis(&analyst, &dummies[0], &dummies[1], &seed::SEED_MONTHS)
+    })?;
+    analyst.end(&recording)?;
+    print!("{}", seed::format_results(&on_dummies));
+    println!("  recording written to {}", recording.display());
+
+    println!("\n5. the approver reviews and signs it:");
+    let (shown, _) = script::Recording::load(&recording)?;
+    for step in &shown.steps {
+        println!(
+            "  step {}: reads {} tables; on dummy data {}",
+            step.step,
+            step.inputs.len(),
+            step.dummy_output
+        );
+    }
+    let approved = root.join("seed-analysis.approved");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    script::approve(
+        &recording,
+        &approved,
+        &UserKey::load(&root.join("approver.key"))?,
+        now + 86_400,
+    )?;
+    println!("  approval written to {}", approved.display());
+
+    println!("\n6. the analyst runs the approved script unchanged on the production tables:");
     let started = Instant::now();
-    let results = seed::seed_analysis(&client, &handles[0], &handles[1], &seed::SEED_MONTHS)?;
+    analyst.load(&approved)?;
+    let results = seed::seed_analysis(&analyst, &handles[0], &handles[1], &seed::SEED_MONTHS)?;
+    analyst.close_script()?;
     println!(
-        "  (merge stored and {} months queried in {:.1} s)\n",
+        "  (merge stored and {} months queried in {:.1} s; results reconstructed only here)\n",
         results.len(),
         started.elapsed().as_secs_f64()
     );
@@ -412,7 +599,20 @@ fn demo(
     }
     seed::write_chart(&chart, &results)?;
     println!("bar chart written to {}", chart.display());
-    client.close();
+
+    println!("\n7. a changed script (month 6 instead of 5) is refused by the nodes:");
+    analyst.load(&approved)?;
+    let mut changed = seed::SEED_MONTHS;
+    changed[1] = 6;
+    match seed::seed_analysis(&analyst, &handles[0], &handles[1], &changed) {
+        Err(error @ triad_client::ClientError::NoMatchingAuthorization { .. }) => {
+            println!("  {error}");
+        }
+        Err(other) => return Err(other.into()),
+        Ok(_) => bail!("the nodes ran a script that was not approved"),
+    }
+    analyst.close_script()?;
+    analyst.close();
     cluster.stop();
     Ok(())
 }

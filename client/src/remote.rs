@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use triad_auth::{
-    DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultContext, ResultSecret, Sealed,
-    SignedRequest, UserKey, X25519Public,
+    ApprovalStep, DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultContext, ResultSecret,
+    Sealed, SignedRequest, UserKey, X25519Public,
 };
 use triad_net::{LinkConfig, NodeLink};
 use triad_node::api::{
@@ -17,7 +17,8 @@ use triad_node::api::{
     TableSummary, UploadBody, UploadPayload,
 };
 use triad_node::store::{
-    AgreedUpload, ColumnInfo, ColumnSchema, Handle, UploadId, component_digest, handle_for,
+    AgreedUpload, ColumnInfo, ColumnSchema, Handle, TablePolicy, UploadId, component_digest,
+    handle_for,
 };
 use triad_plan::Query;
 use triad_ring::PartyId;
@@ -39,6 +40,20 @@ pub struct Client {
     deployment: DeploymentId,
     /// Share bytes written to nodes so far, for progress bars.
     sent: Arc<AtomicU64>,
+    /// The mode requests are signed for, and the script being recorded or
+    /// run (see [`crate::script`]).
+    pub(crate) session: std::sync::Mutex<crate::script::Session>,
+}
+
+/// What an upload declares besides its data.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Upload a dummy table (in design mode) standing for this production
+    /// table, whose schema and ranges it must have.
+    pub dummy_for: Option<Handle>,
+    /// Approvers (public keys, hex) who must all sign any script reading
+    /// the table; empty: any one approver of the deployment.
+    pub approvers: Vec<String>,
 }
 
 /// Seconds spent in each phase of an upload.
@@ -134,6 +149,7 @@ impl Client {
             key,
             deployment,
             sent: Arc::new(AtomicU64::new(0)),
+            session: std::sync::Mutex::new(crate::script::Session::default()),
         })
     }
 
@@ -153,14 +169,33 @@ impl Client {
         api::owner_key(&self.key.public()).as_str().to_owned()
     }
 
+    /// The deployment this client is connected to.
+    pub fn deployment(&self) -> DeploymentId {
+        self.deployment
+    }
+
+    /// The user's public key.
+    pub fn public_key(&self) -> triad_auth::UserPublicKey {
+        self.key.public()
+    }
+
     fn sign(&self, body: &Body) -> Result<(SignedRequest, ResultSecret), ClientError> {
+        self.sign_as(body, self.mode(), None)
+    }
+
+    pub(crate) fn sign_as(
+        &self,
+        body: &Body,
+        mode: Mode,
+        approval: Option<ApprovalStep>,
+    ) -> Result<(SignedRequest, ResultSecret), ClientError> {
         let secret = ResultSecret::generate()?;
         let request = Request {
             version: REQUEST_VERSION,
             deployment: self.deployment,
-            mode: Mode::Authorized,
+            mode,
             body: body.digest(),
-            approval: None,
+            approval,
             nonce: Nonce::generate()?,
             issued_at: now_secs(),
             result_key: secret.public(),
@@ -178,6 +213,17 @@ impl Client {
         payloads: [Option<UploadPayload>; 3],
         explicit: [Vec<&[u64]>; 3],
     ) -> Result<[Reply; 3], ClientError> {
+        self.call_all_with(request, body, payloads, explicit, None)
+    }
+
+    pub(crate) fn call_all_with(
+        &self,
+        request: &SignedRequest,
+        body: &Body,
+        payloads: [Option<UploadPayload>; 3],
+        explicit: [Vec<&[u64]>; 3],
+        approved: Option<Vec<u8>>,
+    ) -> Result<[Reply; 3], ClientError> {
         let request_bytes = request.to_bytes();
         self.runtime.block_on(async {
             let mut calls = Vec::new();
@@ -189,6 +235,7 @@ impl Client {
                     request: request_bytes.clone(),
                     body: body.clone(),
                     payload,
+                    approved: approved.clone(),
                 };
                 let sent = &self.sent;
                 calls.push(async move {
@@ -250,7 +297,17 @@ impl Client {
     /// three nodes committed, after checking it is the handle the client
     /// computes itself from what it sent.
     pub fn upload(&self, table: &EncodedTable) -> Result<Uploaded, ClientError> {
-        self.upload_inner(table, None)
+        self.upload_inner(table, &UploadOptions::default(), None)
+    }
+
+    /// As [`Client::upload`], with a dummy link or approvers. A dummy
+    /// table is uploaded in design mode whatever the client's mode.
+    pub fn upload_with(
+        &self,
+        table: &EncodedTable,
+        options: &UploadOptions,
+    ) -> Result<Uploaded, ClientError> {
+        self.upload_inner(table, options, None)
     }
 
     /// Uploads `table` with node `node`'s components deliberately
@@ -263,12 +320,13 @@ impl Client {
         table: &EncodedTable,
         node: usize,
     ) -> Result<Uploaded, ClientError> {
-        self.upload_inner(table, Some(node))
+        self.upload_inner(table, &UploadOptions::default(), Some(node))
     }
 
     fn upload_inner(
         &self,
         table: &EncodedTable,
+        options: &UploadOptions,
         corrupt: Option<usize>,
     ) -> Result<Uploaded, ClientError> {
         let started = Instant::now();
@@ -318,14 +376,23 @@ impl Client {
                     digests: *digests,
                 })
                 .collect(),
+            // Nodes compare it; the handle does not depend on it.
+            policy: TablePolicy::default(),
         });
         let body = Body::Upload(UploadBody {
             upload_id,
             schema,
             rows,
             columns: names,
+            dummy_for: options.dummy_for,
+            approvers: options.approvers.clone(),
         });
-        let (request, _secret) = self.sign(&body)?;
+        let mode = if options.dummy_for.is_some() {
+            Mode::Design
+        } else {
+            self.mode()
+        };
+        let (request, _secret) = self.sign_as(&body, mode, None)?;
         let payload = |party: usize| {
             let mut columns: Vec<(ComponentSource, ComponentSource)> = seeds
                 .iter()
@@ -400,8 +467,13 @@ impl Client {
     /// Public metadata of every table, checked to be the same on all three
     /// nodes.
     pub fn tables(&self) -> Result<Vec<TableSummary>, ClientError> {
+        self.tables_in(self.mode())
+    }
+
+    /// The tables of the namespace of `mode`.
+    pub(crate) fn tables_in(&self, mode: Mode) -> Result<Vec<TableSummary>, ClientError> {
         let body = Body::ListTables;
-        let (request, _) = self.sign(&body)?;
+        let (request, _) = self.sign_as(&body, mode, None)?;
         let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
         Client::refusals(&replies)?;
         let mut lists = Vec::new();
@@ -431,7 +503,16 @@ impl Client {
 
     /// Public metadata of one table.
     pub fn get_table(&self, handle: &Handle) -> Result<TableSummary, ClientError> {
-        self.tables()?
+        self.get_table_in(handle, self.mode())
+    }
+
+    /// One table of the namespace of `mode`.
+    pub(crate) fn get_table_in(
+        &self,
+        handle: &Handle,
+        mode: Mode,
+    ) -> Result<TableSummary, ClientError> {
+        self.tables_in(mode)?
             .into_iter()
             .find(|t| t.handle == *handle)
             .ok_or_else(|| ClientError::Usage(format!("no table with handle {handle}")))
@@ -562,13 +643,52 @@ impl Client {
     /// and [`ClientError::BadPlan`]; other refusals as
     /// [`ClientError::Refused`]. A gate that failed inside a group-by is
     /// not an error: its entry of `passed` is false.
+    ///
+    /// While a script is recorded ([`Client::record`]) the query runs in
+    /// design mode and is recorded; while an approved script runs
+    /// ([`Client::load`]) it is sent as the script's next step.
     pub fn query(&self, query: &Query) -> Result<QueryReply, ClientError> {
+        crate::script::query(self, query)
+    }
+
+    /// Sends one query as it is, in `mode`, as step `approval` of the
+    /// approved script `approved` (canonical bytes) if given.
+    pub(crate) fn send_query(
+        &self,
+        query: &Query,
+        mode: Mode,
+        approval: Option<ApprovalStep>,
+        approved: Option<Vec<u8>>,
+    ) -> Result<QueryReply, ClientError> {
         let body = Body::Query {
             plan: query.clone(),
         };
-        let (request, secret) = self.sign(&body)?;
-        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        let (request, secret) = self.sign_as(&body, mode, approval)?;
+        let replies = self.call_all_with(
+            &request,
+            &body,
+            [None, None, None],
+            Default::default(),
+            approved,
+        )?;
         Client::query_reply(&request, &secret, replies)
+    }
+
+    /// Ends the requester's run of an approved script on the nodes.
+    pub(crate) fn send_close(&self, script: triad_auth::Digest) -> Result<(), ClientError> {
+        let body = Body::CloseScript { script };
+        let (request, _) = self.sign_as(&body, Mode::Authorized, None)?;
+        let replies = self.call_all(&request, &body, [None, None, None], Default::default())?;
+        Client::refusals(&replies)?;
+        for (node, reply) in replies.iter().enumerate() {
+            if !matches!(reply, Reply::Closed) {
+                return Err(ClientError::Misbehaving {
+                    node,
+                    problem: "answered closing a script with something else".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Decodes the three replies to a query.
@@ -587,6 +707,9 @@ impl Client {
                         message,
                         plan: None,
                     },
+                    ErrorKind::NoMatchingAuthorization => {
+                        ClientError::NoMatchingAuthorization { node, message }
+                    }
                     _ => ClientError::Refused {
                         node,
                         error: error.clone(),
@@ -984,6 +1107,7 @@ mod tests {
                     ephemeral_public: *sealed.ephemeral_public.as_bytes(),
                     ciphertext: sealed.ciphertext,
                     stats: QueryStats::default(),
+                    audit: Vec::new(),
                 }
             })
             .collect();
@@ -1029,6 +1153,7 @@ mod tests {
             handle: h,
             rows: 9,
             stats: QueryStats::default(),
+            audit: Vec::new(),
         };
         assert_eq!(
             Client::query_reply(

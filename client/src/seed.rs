@@ -270,6 +270,87 @@ impl Mix {
     }
 }
 
+/// A dummy table of `rows` random rows for a table's public schema (as
+/// `get_table` shows it), like OpenSAFELY's dummy data from
+/// `population_size`: every value uniform in its declared range, strings
+/// of random lowercase letters up to their width, nullable cells null one
+/// time in ten. `seed` picks the data. Upload it with `dummy_for` set to
+/// that table's handle.
+pub fn dummy_table(
+    schema: &[triad_node::store::ColumnSchema],
+    rows: usize,
+    seed: u64,
+) -> Result<crate::table::EncodedTable, ClientError> {
+    use crate::schema::{ColumnSpec, ColumnType, Schema};
+    let mut rng = Mix(seed);
+    let mut specs = Vec::new();
+    let mut columns = Vec::new();
+    for column in schema {
+        let ty = ColumnType::from_tag(&column.type_tag)
+            .map_err(|e| ClientError::Usage(format!("column {:?}: {e}", column.name)))?;
+        let spec = ColumnSpec {
+            name: column.name.clone(),
+            ty,
+            min: column.min,
+            max: column.max,
+            nullable: column.nullable,
+        };
+        let valid: Vec<u64> = (0..rows)
+            .map(|_| u64::from(!column.nullable || rng.below(10) != 0))
+            .collect();
+        match ty {
+            ColumnType::String { width } => {
+                let limbs = ty.limbs();
+                let mut words = vec![vec![0u64; rows]; limbs];
+                for (row, ok) in valid.iter().enumerate() {
+                    if *ok == 0 {
+                        continue;
+                    }
+                    let len = rng.below(u64::from(width) + 1) as usize;
+                    for i in 0..len {
+                        let letter = b'a' + rng.below(26) as u8;
+                        words[i / 8][row] |= u64::from(letter) << (8 * (i % 8));
+                    }
+                }
+                for (i, limb) in words.into_iter().enumerate() {
+                    columns.push((format!("{}#{i}", column.name), limb));
+                }
+            }
+            _ => {
+                // Ranges are at most 2^64 wide (they fit the encoded
+                // domain), so the span fits a u128 and the draw a u64.
+                let span = (column.max - column.min + 1).max(1) as u128;
+                let values = valid
+                    .iter()
+                    .map(|ok| {
+                        if *ok == 0 {
+                            return 0;
+                        }
+                        let draw = if span > u64::MAX as u128 {
+                            rng.next() as u128
+                        } else {
+                            rng.next() as u128 % span
+                        };
+                        (column.min + draw as i128) as i64 as u64
+                    })
+                    .collect();
+                columns.push((column.name.clone(), values));
+            }
+        }
+        if column.nullable {
+            columns.push((format!("{}#valid", column.name), valid));
+        }
+        specs.push(spec);
+    }
+    Ok(crate::table::EncodedTable {
+        source: "generated dummy data".into(),
+        rows: rows as u64,
+        schema: Schema { columns: specs },
+        columns,
+        warnings: Vec::new(),
+    })
+}
+
 /// The declared key columns of the demo tables (schema TOML).
 pub const DEMO_SCHEMA_KEYS: &str = r#"
 [[column]]

@@ -34,17 +34,24 @@ fn the_demo_runs_end_to_end() {
         None,
     );
     assert!(ok, "demo failed: {err}");
-    assert!(out.contains("uploaded party1.csv (200 rows)"), "{out}");
-    assert!(out.contains("sum(condition_x) = "), "{out}");
-    assert!(out.contains("sum(condition_y) = "), "{out}");
-    // The seed analysis: a Month / Sum table for January, May and
-    // September, checked against polars in the clear, and the chart.
+    assert!(out.contains("hospital: party1.csv (200 rows)"), "{out}");
+    assert!(out.contains("pharmacy: party2.csv (200 rows)"), "{out}");
+    assert!(out.contains("dummy "), "{out}");
+    assert!(demo.join("seed-analysis.recording").exists());
+    assert!(demo.join("seed-analysis.approved").exists());
+    // The seed analysis, run as the approved script: a Month / Sum table
+    // for January, May and September, checked against polars in the
+    // clear, and the chart; then a changed script refused.
     assert!(out.contains("Month        Sum of Asthma"), "{out}");
     for month in ["Jan ", "May ", "September "] {
         assert!(out.contains(month), "{out}");
     }
     assert!(
         out.contains("polars in the clear on the generated CSVs agrees: yes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("NoMatchingAuthorization") && out.contains("recorded 5, sent 6"),
         "{out}"
     );
     let chart = demo.join("seed-analysis.svg");

@@ -261,6 +261,7 @@ fn refusals_name_the_problem() {
                     request,
                     body,
                     payload: None,
+                    approved: None,
                 };
                 call.write_message(&api::encode(&header)).await.unwrap();
                 call.finish().unwrap();

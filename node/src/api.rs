@@ -13,10 +13,10 @@
 use serde::{Deserialize, Serialize};
 use triad_auth::Digest as BodyDigest;
 
-use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, UploadId};
+use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, TablePolicy, UploadId};
 
 /// Version of this message set; a node refuses calls of another version.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// The largest call header a node reads (a schema of many columns fits
 /// easily; share vectors do not travel in it).
@@ -57,6 +57,12 @@ pub enum Body {
         /// The plan, canonical as the client built it.
         plan: triad_plan::Query,
     },
+    /// End the requester's run of an approved script, so that it can be
+    /// run again from its first step.
+    CloseScript {
+        /// The script's digest.
+        script: BodyDigest,
+    },
 }
 
 impl Body {
@@ -74,6 +80,7 @@ impl Body {
             Body::Count { .. } => "count",
             Body::Delete { .. } => "delete",
             Body::Query { .. } => "query",
+            Body::CloseScript { .. } => "close-script",
         }
     }
 }
@@ -89,6 +96,12 @@ pub struct UploadBody {
     pub rows: u64,
     /// Share column names, in the order the payload carries them.
     pub columns: Vec<String>,
+    /// For a dummy table (an upload in design mode): the production table
+    /// it stands for, whose schema it must have.
+    pub dummy_for: Option<Handle>,
+    /// Approvers who must all sign scripts reading this table (public
+    /// keys, hex); empty: any one approver.
+    pub approvers: Vec<String>,
 }
 
 /// Where one component of one share column comes from.
@@ -140,6 +153,10 @@ pub struct CallHeader {
     pub body: Body,
     /// For uploads, this node's components.
     pub payload: Option<UploadPayload>,
+    /// For a step of an approved script: the `.approved` content, as
+    /// `triad_auth::ApprovedScript::encode`. The signed request names its
+    /// script's digest, so it cannot be swapped.
+    pub approved: Option<Vec<u8>>,
 }
 
 /// Public metadata of a table, as `tables` lists it.
@@ -155,6 +172,8 @@ pub struct TableSummary {
     pub created_at: u64,
     /// Schema with declared ranges.
     pub schema: Vec<ColumnSchema>,
+    /// Namespace, the production table a dummy stands for, approvers.
+    pub policy: TablePolicy,
 }
 
 impl From<&TableInfo> for TableSummary {
@@ -165,6 +184,7 @@ impl From<&TableInfo> for TableSummary {
             rows: info.rows,
             created_at: info.created_at,
             schema: info.schema.clone(),
+            policy: info.policy.clone(),
         }
     }
 }
@@ -205,6 +225,9 @@ pub enum Reply {
         ciphertext: Vec<u8>,
         /// What the query cost this node.
         stats: QueryStats,
+        /// The three nodes' signed audit-log heads after recording this
+        /// request, by node.
+        audit: Vec<crate::audit::SignedHead>,
     },
     /// A query's result stored as a new secret table on all three nodes.
     Stored {
@@ -214,11 +237,16 @@ pub enum Reply {
         rows: u64,
         /// What the query cost this node.
         stats: QueryStats,
+        /// The three nodes' signed audit-log heads after recording this
+        /// request, by node.
+        audit: Vec<crate::audit::SignedHead>,
     },
     /// A public count (a table's row count is public).
     Count(u64),
     /// The table is gone from this node.
     Deleted,
+    /// The script run is ended on this node.
+    Closed,
     /// The request was refused or failed; nothing was committed.
     Refused(ApiError),
 }
@@ -293,6 +321,9 @@ pub enum ErrorKind {
     ThresholdNotMet,
     /// Neither side of a merge has unique keys among its selected rows.
     NotUnique,
+    /// The query is not the next step of an approved script this user may
+    /// run (or no approval covers it); nothing ran.
+    NoMatchingAuthorization,
 }
 
 /// A refusal, with a message that names what was wrong and never carries

@@ -1,7 +1,8 @@
-//! The `triad-node` commands: `init` makes this node's key, certificate and
+//! The `triad-node` commands: `init` makes this node's keys, certificate and
 //! configuration on its own host; `add-peer` pins another node's
-//! certificate; `add-user` admits a user's public key; `check` validates a
-//! configuration and the data directory; `run` serves.
+//! certificate and operator key; `roles` edits, signs and installs the
+//! roles document (the users, signed by all three operators); `check`
+//! validates a configuration and the data directory; `run` serves.
 
 // Store errors name table, column and file by value (see `store`); they
 // sit on cold paths, and boxing them would only hide them from matching.
@@ -11,10 +12,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use triad_auth::UserPublicKey;
+use triad_auth::{
+    DeploymentId, Digest, RoleUser, RolesDocument, SignedRoles, UserKey, UserPublicKey,
+};
 use triad_net::NodeIdentity;
 
-use crate::config::{Config, ConfigError, ConfigFile, Limits, PeerEntry, Role, Threads, UserEntry};
+use crate::config::{Config, ConfigError, ConfigFile, Limits, PeerEntry, Role, Threads};
 use crate::server::{Node, NodeError};
 use crate::store::Store;
 
@@ -25,12 +28,48 @@ pub enum NodeCommand {
     Init(InitArgs),
     /// Pin another node's certificate and address.
     AddPeer(AddPeerArgs),
-    /// Admit a user's public key with roles.
-    AddUser(AddUserArgs),
+    /// Edit, sign and install the roles document.
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Validate the configuration, keys, certificates and stored tables.
     Check(ConfigArg),
     /// Run the node until it is stopped.
     Run(ConfigArg),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify this node's audit chain and, given the other nodes' audit
+    /// directories, every head each node recorded from the others.
+    Verify(AuditVerifyArgs),
+}
+
+/// `audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// This node's configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Another node's audit directory (`<data_dir>/audit`, copied from its
+    /// host) as NODE=DIR; repeat for both. A directory holding only
+    /// `peer-heads.jsonl` checks this node's log against what that node
+    /// recorded.
+    #[arg(long = "peer-dir", value_parser = parse_peer_dir)]
+    pub peer_dirs: Vec<(u8, PathBuf)>,
+}
+
+fn parse_peer_dir(text: &str) -> Result<(u8, PathBuf), String> {
+    let (node, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NODE=DIR"))?;
+    match node.parse::<u8>() {
+        Ok(node) if node <= 2 => Ok((node, PathBuf::from(dir))),
+        _ => Err(format!("{node:?} is not 0, 1 or 2")),
+    }
 }
 
 /// `init`.
@@ -69,15 +108,50 @@ pub struct AddPeerArgs {
     /// The peer's certificate (PEM), as its operator sent it.
     #[arg(long)]
     pub certificate: PathBuf,
+    /// The peer operator's public key (64 hex, its `operator.pub`), as its
+    /// operator sent it.
+    #[arg(long)]
+    pub operator_key: String,
 }
 
-/// `add-user`.
+/// `roles`: the roles document's life, from an empty document to one
+/// installed on all three nodes. Every edit drops the signatures (they
+/// covered the old content) and raises the serial, so that a node never
+/// goes back to an older document.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Write an empty, unsigned document (serial 1).
+    New(RolesNewArgs),
+    /// Add a user, or change the name and roles of the user with that key.
+    AddUser(RolesAddUserArgs),
+    /// Revoke a user key.
+    RevokeKey(RolesRevokeKeyArgs),
+    /// Withdraw an approval.
+    RevokeApproval(RolesRevokeApprovalArgs),
+    /// Sign the document with this node's operator key.
+    Sign(RolesConfigArgs),
+    /// Verify the document and make it this node's.
+    Install(RolesConfigArgs),
+}
+
+/// `roles new`.
 #[derive(Debug, Args)]
-pub struct AddUserArgs {
-    /// The configuration file to change.
+pub struct RolesNewArgs {
+    /// The deployment id (64 hex).
     #[arg(long)]
-    pub config: PathBuf,
-    /// A name for logs.
+    pub deployment: String,
+    /// The file to write; must not exist.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `roles add-user`.
+#[derive(Debug, Args)]
+pub struct RolesAddUserArgs {
+    /// The roles document to change.
+    #[arg(long)]
+    pub roles: PathBuf,
+    /// A name for logs; unique in the document.
     #[arg(long)]
     pub name: String,
     /// The user's ed25519 public key (hex), from `triad keygen`.
@@ -85,16 +159,45 @@ pub struct AddUserArgs {
     pub public_key: String,
     /// Roles: owner, analyst, approver.
     #[arg(long = "role", value_parser = parse_role, required = true)]
-    pub roles: Vec<Role>,
+    pub role: Vec<Role>,
+}
+
+/// `roles revoke-key`.
+#[derive(Debug, Args)]
+pub struct RolesRevokeKeyArgs {
+    /// The roles document to change.
+    #[arg(long)]
+    pub roles: PathBuf,
+    /// The key to revoke (hex).
+    #[arg(long)]
+    pub public_key: String,
+}
+
+/// `roles revoke-approval`.
+#[derive(Debug, Args)]
+pub struct RolesRevokeApprovalArgs {
+    /// The roles document to change.
+    #[arg(long)]
+    pub roles: PathBuf,
+    /// The approval's digest (64 hex).
+    #[arg(long)]
+    pub digest: String,
+}
+
+/// `roles sign` and `roles install`.
+#[derive(Debug, Args)]
+pub struct RolesConfigArgs {
+    /// This node's configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The roles document.
+    #[arg(long)]
+    pub roles: PathBuf,
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    match text {
-        "owner" => Ok(Role::Owner),
-        "analyst" => Ok(Role::Analyst),
-        "approver" => Ok(Role::Approver),
-        other => Err(format!("unknown role {other:?} (owner, analyst, approver)")),
-    }
+    text.parse()
+        .map_err(|e: triad_auth::AuthError| e.to_string())
 }
 
 /// A command taking only the configuration file.
@@ -121,6 +224,12 @@ pub enum CliError {
     /// Storage.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Keys and the roles document.
+    #[error(transparent)]
+    Auth(#[from] triad_auth::AuthError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// Anything else, explained.
     #[error("{0}")]
     Other(String),
@@ -129,6 +238,16 @@ pub enum CliError {
 /// The file name `init` gives the configuration.
 pub const CONFIG_FILE: &str = "triad-node.toml";
 
+/// The file name `init` gives the operator key.
+pub const OPERATOR_KEY_FILE: &str = "operator.key";
+
+/// The file `init` writes the operator's public key to, for sending.
+pub const OPERATOR_PUBLIC_FILE: &str = "operator.pub";
+
+/// Where a node's installed roles document lives, next to its
+/// configuration.
+pub const ROLES_FILE: &str = "roles.toml";
+
 /// Runs one command.
 pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
     match command {
@@ -136,8 +255,10 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
             let path = init(&args)?;
             let config = Config::load_partial(&path)?;
             let identity = NodeIdentity::load(&config.certificate, &config.key)?;
+            let operator = UserKey::load(&config.operator_key)?.public();
             println!(
-                "node {} initialised: {}\n  certificate {} (send node.crt to the other operators)\n  deployment {}",
+                "node {} initialised: {}\n  certificate {} (send node.crt to the other operators)\n  \
+                 operator key {operator} (in operator.pub; send it to the other operators)\n  deployment {}",
                 args.node,
                 path.display(),
                 identity.fingerprint(),
@@ -146,7 +267,18 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
             Ok(())
         }
         NodeCommand::AddPeer(args) => add_peer(&args),
-        NodeCommand::AddUser(args) => add_user(&args),
+        NodeCommand::Roles(command) => {
+            let report = match command {
+                RolesCommand::New(args) => roles_new(&args)?,
+                RolesCommand::AddUser(args) => roles_add_user(&args)?,
+                RolesCommand::RevokeKey(args) => roles_revoke_key(&args)?,
+                RolesCommand::RevokeApproval(args) => roles_revoke_approval(&args)?,
+                RolesCommand::Sign(args) => roles_sign(&args)?,
+                RolesCommand::Install(args) => roles_install(&args)?,
+            };
+            print!("{report}");
+            Ok(())
+        }
         NodeCommand::Check(args) => check(&args.config),
         NodeCommand::Run(args) => {
             let config = Config::load(&args.config)?;
@@ -154,6 +286,7 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
             node.wait();
             Ok(())
         }
+        NodeCommand::Audit(AuditCommand::Verify(args)) => audit_verify(&args),
     }
 }
 
@@ -187,6 +320,16 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
     };
     let identity = NodeIdentity::generate()?;
     identity.save(&args.dir.join("node.crt"), &args.dir.join("node.key"))?;
+    // Made here, like the node key, so that it never leaves this host.
+    let operator = UserKey::generate()?;
+    operator.save(&args.dir.join(OPERATOR_KEY_FILE))?;
+    let public = args.dir.join(OPERATOR_PUBLIC_FILE);
+    std::fs::write(&public, format!("{}\n", operator.public())).map_err(|source| {
+        ConfigError::Io {
+            path: public.clone(),
+            source,
+        }
+    })?;
     let file = ConfigFile {
         node: args.node,
         deployment,
@@ -195,10 +338,11 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
         client_listen: args.client_listen,
         certificate: PathBuf::from("node.crt"),
         key: PathBuf::from("node.key"),
+        operator_key: PathBuf::from(OPERATOR_KEY_FILE),
+        roles: PathBuf::from(ROLES_FILE),
         threads: Threads::default(),
         limits: Limits::default(),
         peers: Vec::new(),
-        users: Vec::new(),
     };
     // Validate before writing, so a bad deployment id is caught here.
     Config::from_file(&config_path, file.clone(), false)?;
@@ -216,6 +360,11 @@ pub fn add_peer(args: &AddPeerArgs) -> Result<(), CliError> {
     // Parse it now: a file that is not a certificate is refused here, not
     // at the first connection.
     let certificate = triad_net::load_certificate(&args.certificate)?;
+    let operator: UserPublicKey = args
+        .operator_key
+        .trim()
+        .parse()
+        .map_err(|e| CliError::Other(format!("--operator-key: {e}")))?;
     let name = format!("peer{}.crt", args.node);
     let dir = args.config.parent().unwrap_or(Path::new("."));
     let target = dir.join(&name);
@@ -230,6 +379,7 @@ pub fn add_peer(args: &AddPeerArgs) -> Result<(), CliError> {
         node: args.node,
         address: args.address,
         certificate: PathBuf::from(name),
+        operator_public_key: operator.to_string(),
     });
     file.peers.sort_by_key(|p| p.node);
     Config::from_file(&args.config, file.clone(), false)?;
@@ -238,29 +388,314 @@ pub fn add_peer(args: &AddPeerArgs) -> Result<(), CliError> {
         node = args.node,
         address = %args.address,
         certificate = %triad_net::fingerprint(&certificate),
+        operator = %operator.fingerprint(),
         "peer pinned"
     );
     Ok(())
 }
 
-/// `add-user`.
-pub fn add_user(args: &AddUserArgs) -> Result<(), CliError> {
-    let mut file = load_file(&args.config)?;
+/// `roles new`: writes an empty, unsigned document. Returns the report to
+/// print.
+pub fn roles_new(args: &RolesNewArgs) -> Result<String, CliError> {
+    let deployment: DeploymentId = args
+        .deployment
+        .trim()
+        .parse()
+        .map_err(|e| CliError::Other(format!("--deployment: {e}")))?;
+    if args.out.exists() {
+        return Err(CliError::Other(format!(
+            "{} exists; refusing to replace a roles document with an empty one",
+            args.out.display()
+        )));
+    }
+    let signed = SignedRoles::unsigned(RolesDocument::new(deployment, 1));
+    signed.save(&args.out)?;
+    Ok(format!(
+        "{}: an empty roles document for deployment {deployment}, serial 1, unsigned\n",
+        args.out.display()
+    ))
+}
+
+/// `roles add-user`: adds the user, or changes the name and roles of the
+/// user with that key. A name already used by another key is refused: a
+/// new key for a user is a revocation and a new entry, so that the old key
+/// is refused even if someone restores it.
+pub fn roles_add_user(args: &RolesAddUserArgs) -> Result<String, CliError> {
     let key: UserPublicKey = args
         .public_key
+        .trim()
         .parse()
         .map_err(|e| CliError::Other(format!("--public-key: {e}")))?;
-    file.users
-        .retain(|u| u.public_key.parse::<UserPublicKey>().ok() != Some(key));
-    file.users.push(UserEntry {
-        name: args.name.clone(),
-        public_key: args.public_key.clone(),
-        roles: args.roles.clone(),
-    });
-    Config::from_file(&args.config, file.clone(), false)?;
-    Config::save(&file, &args.config)?;
-    tracing::info!(user = %args.name, key = %key.fingerprint(), "user admitted");
-    Ok(())
+    let mut roles = Vec::new();
+    for role in &args.role {
+        if !roles.contains(role) {
+            roles.push(*role);
+        }
+    }
+    edit_roles(&args.roles, |document| {
+        if document.revoked_keys.contains(&key) {
+            return Err(CliError::Other(format!(
+                "key {} is revoked; a revoked key cannot be admitted again",
+                key.fingerprint()
+            )));
+        }
+        if let Some(other) = document
+            .users
+            .iter()
+            .find(|user| user.name == args.name && user.public_key != key)
+        {
+            return Err(CliError::Other(format!(
+                "the name {:?} belongs to key {}; revoke that key or choose another name",
+                args.name,
+                other.public_key.fingerprint()
+            )));
+        }
+        let user = RoleUser {
+            name: args.name.clone(),
+            public_key: key,
+            roles: roles.clone(),
+        };
+        let shown = roles
+            .iter()
+            .map(|role| role.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match document.users.iter_mut().find(|u| u.public_key == key) {
+            Some(existing) => {
+                *existing = user;
+                Ok(format!(
+                    "user {:?} ({key}) now has roles {shown}",
+                    args.name
+                ))
+            }
+            None => {
+                document.users.push(user);
+                Ok(format!(
+                    "added user {:?} ({key}) with roles {shown}",
+                    args.name
+                ))
+            }
+        }
+    })
+}
+
+/// `roles revoke-key`: the key is refused from this document on, whatever
+/// the user list says.
+pub fn roles_revoke_key(args: &RolesRevokeKeyArgs) -> Result<String, CliError> {
+    let key: UserPublicKey = args
+        .public_key
+        .trim()
+        .parse()
+        .map_err(|e| CliError::Other(format!("--public-key: {e}")))?;
+    edit_roles(&args.roles, |document| {
+        if document.revoked_keys.contains(&key) {
+            return Err(CliError::Other(format!(
+                "key {} is already revoked",
+                key.fingerprint()
+            )));
+        }
+        document.revoked_keys.push(key);
+        let whose = document
+            .users
+            .iter()
+            .find(|user| user.public_key == key)
+            .map(|user| format!(" (user {:?})", user.name))
+            .unwrap_or_default();
+        Ok(format!("revoked key {key}{whose}"))
+    })
+}
+
+/// `roles revoke-approval`.
+pub fn roles_revoke_approval(args: &RolesRevokeApprovalArgs) -> Result<String, CliError> {
+    let digest: Digest = args
+        .digest
+        .trim()
+        .parse()
+        .map_err(|e| CliError::Other(format!("--digest: {e}")))?;
+    edit_roles(&args.roles, |document| {
+        if document.revoked_approvals.contains(&digest) {
+            return Err(CliError::Other(format!(
+                "approval {digest} is already revoked"
+            )));
+        }
+        document.revoked_approvals.push(digest);
+        Ok(format!("revoked approval {digest}"))
+    })
+}
+
+/// Applies `edit` to the document in `path`, raises the serial, drops the
+/// signatures and saves. `edit` says what it did, or refuses (and nothing
+/// is written).
+fn edit_roles(
+    path: &Path,
+    edit: impl FnOnce(&mut RolesDocument) -> Result<String, CliError>,
+) -> Result<String, CliError> {
+    let signed = SignedRoles::load(path)?;
+    let mut document = signed.document;
+    let what = edit(&mut document)?;
+    document.serial = document
+        .serial
+        .checked_add(1)
+        .ok_or_else(|| CliError::Other(format!("{}: the serial cannot grow", path.display())))?;
+    document
+        .validate()
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    let edited = SignedRoles::unsigned(document);
+    edited.save(path)?;
+    let mut report = format!(
+        "{}: {what}\n  serial {}, digest {}\n",
+        path.display(),
+        edited.document.serial,
+        edited.document.digest()
+    );
+    if !signed.signatures.is_empty() {
+        report.push_str(&format!(
+            "  dropped {} signature(s): they covered the previous content; \
+             all three operators must sign again (`triad-node roles sign`)\n",
+            signed.signatures.len()
+        ));
+    }
+    Ok(report)
+}
+
+/// What an operator is asked to sign or install: everything the document
+/// grants, with full keys to compare against what users sent.
+pub fn roles_summary(document: &RolesDocument) -> String {
+    let mut text = format!(
+        "roles document for deployment {}\n  serial {}, digest {}\n  users ({}):\n",
+        document.deployment,
+        document.serial,
+        document.digest(),
+        document.users.len()
+    );
+    for user in &document.users {
+        let roles = user
+            .roles
+            .iter()
+            .map(|role| role.name())
+            .collect::<Vec<_>>();
+        let revoked = if document.revoked_keys.contains(&user.public_key) {
+            " (revoked)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "    {:?} {} {}{revoked}\n",
+            user.name,
+            user.public_key,
+            roles.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "  revoked keys ({}):\n",
+        document.revoked_keys.len()
+    ));
+    for key in &document.revoked_keys {
+        text.push_str(&format!("    {key}\n"));
+    }
+    text.push_str(&format!(
+        "  revoked approvals ({}):\n",
+        document.revoked_approvals.len()
+    ));
+    for digest in &document.revoked_approvals {
+        text.push_str(&format!("    {digest}\n"));
+    }
+    text
+}
+
+/// `roles sign`: this node's operator signs the document (after checking
+/// that it is for this deployment and valid) and the report shows what was
+/// signed and which signatures the document now carries.
+pub fn roles_sign(args: &RolesConfigArgs) -> Result<String, CliError> {
+    let config = Config::load_partial(&args.config)?;
+    let mut signed = SignedRoles::load(&args.roles)?;
+    let in_file =
+        |e: triad_auth::AuthError| CliError::Other(format!("{}: {e}", args.roles.display()));
+    if signed.document.deployment != config.deployment {
+        return Err(in_file(triad_auth::AuthError::RolesDeployment {
+            expected: config.deployment,
+            actual: signed.document.deployment,
+        }));
+    }
+    signed.document.validate().map_err(in_file)?;
+    let key = UserKey::load(&config.operator_key)?;
+    let node = config.party.index() as u8;
+    signed.sign(node, &key);
+    signed.save(&args.roles)?;
+    let mut report = roles_summary(&signed.document);
+    report.push_str(&format!(
+        "signed as node {node}'s operator ({}) in {}\n",
+        key.public().fingerprint(),
+        args.roles.display()
+    ));
+    let digest = signed.document.digest();
+    for other in 0..3u8 {
+        let operator = if other == node {
+            Some(key.public())
+        } else {
+            config
+                .peers
+                .iter()
+                .find(|peer| peer.node == usize::from(other))
+                .and_then(|peer| peer.operator_public_key.parse::<UserPublicKey>().ok())
+        };
+        let status = match (signed.signature(other), operator) {
+            (None, _) => "missing",
+            (Some(_), None) => "present (its operator key is not configured here)",
+            (Some(signature), Some(operator)) => {
+                match operator.verify_in_domain(
+                    triad_auth::ROLES_SIGNATURE_DOMAIN,
+                    digest.as_bytes(),
+                    signature,
+                ) {
+                    Ok(()) => "valid",
+                    Err(_) => "does NOT verify under its configured operator key",
+                }
+            }
+        };
+        report.push_str(&format!("  node {other}: {status}\n"));
+    }
+    Ok(report)
+}
+
+/// `roles install`: verifies the document against this node's deployment
+/// and the three operator keys, refuses to go back to an older serial (or
+/// to another document with the installed serial), and copies it
+/// atomically to the configured roles path. A running node reads it when
+/// it starts.
+pub fn roles_install(args: &RolesConfigArgs) -> Result<String, CliError> {
+    let config = Config::load_partial(&args.config)?;
+    let operators = config.operator_public_keys()?;
+    let signed = SignedRoles::load(&args.roles)?;
+    let verified = signed
+        .verify(&config.deployment, &operators)
+        .map_err(|e| CliError::Other(format!("{}: {e}", args.roles.display())))?;
+    if config.roles_path.exists() {
+        let installed = SignedRoles::load(&config.roles_path)?.document;
+        let rollback = verified.serial() < installed.serial
+            || (verified.serial() == installed.serial && verified.digest() != installed.digest());
+        if rollback {
+            return Err(CliError::Other(format!(
+                "{} has serial {} (digest {}); the installed {} has serial {} (digest {}): \
+                 a node only moves to a newer document, so that a revocation cannot be undone \
+                 by reinstalling an older one",
+                args.roles.display(),
+                verified.serial(),
+                verified.digest(),
+                config.roles_path.display(),
+                installed.serial,
+                installed.digest()
+            )));
+        }
+    }
+    signed.save(&config.roles_path)?;
+    Ok(format!(
+        "installed {}: serial {}, {} users, digest {}\n  restart the node to serve it\n",
+        config.roles_path.display(),
+        verified.serial(),
+        verified.users().count(),
+        verified.digest()
+    ))
 }
 
 /// `check`: everything that can be checked without the other nodes.
@@ -282,12 +717,71 @@ pub fn check(path: &Path) -> Result<(), CliError> {
         store.verify_table(&table.handle)?;
     }
     println!(
-        "node {}: configuration valid, certificate {}, {} peers, {} users, {} tables verified",
+        "node {}: configuration valid, certificate {}, {} peers, {} tables verified\n\
+         roles document {}: serial {}, {} users, digest {}",
         config.party.index(),
         identity.fingerprint(),
         config.peers.len(),
-        config.users.len(),
-        tables.len()
+        tables.len(),
+        config.roles_path.display(),
+        config.roles.serial(),
+        config.roles.users().count(),
+        config.roles.digest()
     );
+    Ok(())
+}
+
+/// `audit verify`: this node's chain, then, when the operator keys are
+/// configured, every recorded head against the chains at hand. Fails if
+/// anything does not verify.
+pub fn audit_verify(args: &AuditVerifyArgs) -> Result<(), CliError> {
+    use crate::audit::{audit_dir, cross_verify, verify_chain};
+
+    let config = Config::load_partial(&args.config)?;
+    // PartyId indexes are 0..=2.
+    let node = config.party.index() as u8;
+    let own = audit_dir(&config.data_dir);
+    let chain = verify_chain(&own)?;
+    println!(
+        "node {node}: chain verified, {}",
+        chain.head(config.deployment, node)
+    );
+    if chain.torn_tail_bytes > 0 {
+        println!(
+            "  a torn final line of {} bytes (a crash mid-append) will be cut when the node starts",
+            chain.torn_tail_bytes
+        );
+    }
+    let operators = match config.operator_public_keys() {
+        Ok(operators) => operators,
+        Err(error) if args.peer_dirs.is_empty() => {
+            println!("  recorded peer heads not checked: {error}");
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut logs = vec![(node, own)];
+    logs.extend(args.peer_dirs.iter().cloned());
+    let report = cross_verify(config.deployment, &logs, &operators)?;
+    for node in &report.nodes {
+        match (&node.chain, node.log_absent) {
+            (Some(chain), _) => print!("node {}: {} entries", node.node, chain.entries),
+            (None, true) => print!("node {}: no log given", node.node),
+            (None, false) => print!("node {}: log broken", node.node),
+        }
+        println!(
+            "; {} of its heads recorded by the others match, {} unchecked; {} heads of the others recorded",
+            node.peer_heads_checked, node.peer_heads_unchecked, node.heads_recorded
+        );
+    }
+    let mut problems = 0;
+    for problem in report.problems() {
+        println!("PROBLEM {problem}");
+        problems += 1;
+    }
+    if problems > 0 {
+        return Err(CliError::Other(format!("audit: {problems} problems found")));
+    }
+    println!("audit: no problems found");
     Ok(())
 }

@@ -9,17 +9,19 @@
 //! client_listen = "0.0.0.0:7100"        # clients connect here
 //! certificate = "node.crt"
 //! key = "node.key"
+//! operator_key = "operator.key"         # signs the roles document
+//! roles = "roles.toml"                  # the installed roles document
 //!
 //! [[peer]]
 //! node = 1
 //! address = "10.0.0.2:7000"
 //! certificate = "peer1.crt"             # pinned, byte for byte
-//!
-//! [[user]]
-//! name = "alice"
-//! public_key = "<64 hex>"
-//! roles = ["owner"]
+//! operator_public_key = "<64 hex>"      # its operator's key
 //! ```
+//!
+//! Users are not configured here: they are in the roles document
+//! ([`triad_auth::SignedRoles`]), which all three operators sign with their
+//! operator keys, so that no node's list can differ from the others'.
 //!
 //! Every other key has a default; see [`Limits`] and [`Threads`].
 
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use triad_auth::{DeploymentId, UserPublicKey};
+use triad_auth::{DeploymentId, SignedRoles, UserKey, UserPublicKey, VerifiedRoles};
 use triad_ring::PartyId;
 
 /// A configuration problem, naming the file and the key.
@@ -51,6 +53,16 @@ pub enum ConfigError {
         path: PathBuf,
         /// The parser's message (names the key and line).
         message: String,
+    },
+    /// The operator key or the roles document could not be loaded or
+    /// verified.
+    #[error("{path}: {source}")]
+    Roles {
+        /// The configuration file whose keys and roles document were used.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: triad_auth::AuthError,
     },
     /// A value is not acceptable.
     #[error("{path}: {key}: {problem}")]
@@ -129,29 +141,7 @@ impl Default for Limits {
     }
 }
 
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Uploads tables, deletes and queries its own.
-    Owner,
-    /// Runs approved analyses (enforced from the approvals issue on).
-    Analyst,
-    /// Signs approvals.
-    Approver,
-}
-
-/// A known user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserEntry {
-    /// For logs and listings.
-    pub name: String,
-    /// Ed25519 public key, hex.
-    pub public_key: String,
-    /// Roles.
-    pub roles: Vec<Role>,
-}
+pub use triad_auth::Role;
 
 /// A pinned peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +153,9 @@ pub struct PeerEntry {
     pub address: SocketAddr,
     /// Its certificate file (PEM).
     pub certificate: PathBuf,
+    /// Its operator's public key (hex): one of the three keys that must
+    /// have signed the roles document.
+    pub operator_public_key: String,
 }
 
 /// The configuration file as written.
@@ -183,6 +176,13 @@ pub struct ConfigFile {
     pub certificate: PathBuf,
     /// This node's private key (PEM, mode 0600).
     pub key: PathBuf,
+    /// This node's operator key (a triad user key file, mode 0600): the
+    /// operator signs the roles document with it; the node reads only its
+    /// public half.
+    pub operator_key: PathBuf,
+    /// The installed roles document.
+    #[serde(default = "default_roles")]
+    pub roles: PathBuf,
     /// Thread counts.
     #[serde(default)]
     pub threads: Threads,
@@ -192,9 +192,10 @@ pub struct ConfigFile {
     /// The two other nodes.
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerEntry>,
-    /// Known users.
-    #[serde(default, rename = "user")]
-    pub users: Vec<UserEntry>,
+}
+
+fn default_roles() -> PathBuf {
+    PathBuf::from("roles.toml")
 }
 
 impl ConfigFile {
@@ -228,10 +229,15 @@ pub struct Config {
     pub certificate: PathBuf,
     /// Key path.
     pub key: PathBuf,
+    /// Operator key path.
+    pub operator_key: PathBuf,
+    /// Roles document path.
+    pub roles_path: PathBuf,
     /// Peers with absolute certificate paths, in index order.
     pub peers: Vec<PeerEntry>,
-    /// Users with parsed keys.
-    pub users: Vec<(UserEntry, UserPublicKey)>,
+    /// The users and revocations all three operators signed. Empty (admits
+    /// nobody) in a configuration loaded with [`Config::load_partial`].
+    pub roles: VerifiedRoles,
 }
 
 impl Config {
@@ -240,14 +246,15 @@ impl Config {
         Config::from_file(path, ConfigFile::read(path)?, true)
     }
 
-    /// Reads `path` like [`Config::load`], allowing missing peers (a node
-    /// being set up).
+    /// Reads `path` like [`Config::load`], allowing missing peers and
+    /// skipping the roles document (a node being set up).
     pub fn load_partial(path: &Path) -> Result<Config, ConfigError> {
         Config::from_file(path, ConfigFile::read(path)?, false)
     }
 
     /// Validates `file` as if read from `path`. With `complete`, both peers
-    /// must be present.
+    /// must be present, and the roles document is loaded and verified
+    /// against the three operator keys and the deployment.
     pub fn from_file(path: &Path, file: ConfigFile, complete: bool) -> Result<Config, ConfigError> {
         let invalid = |key: &str, problem: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -295,6 +302,14 @@ impl Config {
         }
         for peer in &mut peers {
             peer.certificate = resolve(&peer.certificate);
+            peer.operator_public_key
+                .parse::<UserPublicKey>()
+                .map_err(|e| {
+                    invalid(
+                        "peer.operator_public_key",
+                        format!("node {}: {e}", peer.node),
+                    )
+                })?;
         }
         let threads = file.threads;
         if threads.network == 0 || threads.client == 0 || threads.compute == 0 {
@@ -307,35 +322,29 @@ impl Config {
         if limits.idle_timeout_ms < 100 || limits.peer_timeout_ms < 100 {
             return Err(invalid("limits", "timeouts below 100 ms".into()));
         }
-        let mut users = Vec::new();
-        for user in &file.users {
-            let key: UserPublicKey = user.public_key.parse().map_err(|e| {
-                invalid(
-                    "user.public_key",
-                    format!("user {:?}: not an ed25519 public key: {e}", user.name),
-                )
-            })?;
-            if users.iter().any(|(_, k)| *k == key) {
-                return Err(invalid(
-                    "user.public_key",
-                    format!("user {:?}: key listed twice", user.name),
-                ));
-            }
-            users.push((user.clone(), key));
-        }
-        Ok(Config {
+        let roles_path = resolve(&file.roles);
+        let operator_key = resolve(&file.operator_key);
+        let mut config = Config {
             path: path.to_owned(),
             party,
             deployment,
             data_dir: resolve(&file.data_dir),
             certificate: resolve(&file.certificate),
             key: resolve(&file.key),
+            operator_key,
+            roles_path,
             peers,
-            users,
+            roles: VerifiedRoles::none(deployment),
             file,
-        })
+        };
+        if complete {
+            let operators = config.operator_public_keys()?;
+            config.roles = SignedRoles::load(&config.roles_path)
+                .and_then(|signed| signed.verify(&deployment, &operators))
+                .map_err(|source| config.roles_error(source))?;
+        }
+        Ok(config)
     }
-
     /// Writes the file form back to `self.path` (atomically).
     pub fn save(file: &ConfigFile, path: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(file).map_err(|e| ConfigError::Parse {
@@ -351,9 +360,50 @@ impl Config {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
-    /// The user with this key, if known.
-    pub fn user(&self, key: &UserPublicKey) -> Option<&UserEntry> {
-        self.users.iter().find(|(_, k)| k == key).map(|(u, _)| u)
+    /// The user with this key, unless unknown or revoked.
+    pub fn user(&self, key: &UserPublicKey) -> Option<&triad_auth::RoleUser> {
+        self.roles.user(key)
+    }
+
+    /// The three operator keys, by node: this node's from the public half
+    /// of its operator key file, the peers' as configured. Needs both peers.
+    pub fn operator_public_keys(&self) -> Result<[UserPublicKey; 3], ConfigError> {
+        let own = UserKey::load(&self.operator_key)
+            .map_err(|source| self.roles_error(source))?
+            .public();
+        let mut keys = [None, None, None];
+        keys[self.party.index()] = Some(own);
+        for peer in &self.peers {
+            let key = peer
+                .operator_public_key
+                .parse()
+                .map_err(|e| ConfigError::Invalid {
+                    path: self.path.clone(),
+                    key: "peer.operator_public_key".into(),
+                    problem: format!("node {}: {e}", peer.node),
+                })?;
+            keys[peer.node] = Some(key);
+        }
+        let missing = |node: usize| ConfigError::Invalid {
+            path: self.path.clone(),
+            key: "peer".into(),
+            problem: format!(
+                "node {node} is not configured, so its operator key is unknown \
+                 (add it with `triad-node add-peer`)"
+            ),
+        };
+        Ok([
+            keys[0].ok_or_else(|| missing(0))?,
+            keys[1].ok_or_else(|| missing(1))?,
+            keys[2].ok_or_else(|| missing(2))?,
+        ])
+    }
+
+    fn roles_error(&self, source: triad_auth::AuthError) -> ConfigError {
+        ConfigError::Roles {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Peer timeout.

@@ -1,7 +1,8 @@
 //! The triad compute node: its configuration ([`config`]), the durable
 //! share store ([`store`]), the messages clients send it ([`api`]), request
 //! handling and the engine that agrees with the other two nodes
-//! ([`server`]), and the `triad-node` commands ([`cli`]).
+//! ([`server`]), the hash-chained audit log ([`audit`]), and the
+//! `triad-node` commands ([`cli`]).
 //!
 //! # What this crate owns
 //!
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod pending;

@@ -37,6 +37,7 @@
 // sit on cold paths, and boxing them would only hide them from matching.
 #![allow(clippy::result_large_err)]
 
+mod authz;
 pub mod query;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -47,7 +48,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use triad_auth::{
-    AuthError, NonceStore, RequestDigest, ResultContext, SignedRequest, UserPublicKey,
+    AuthError, Mode, NonceStore, RequestDigest, ResultContext, SignedRequest, UserKey,
+    UserPublicKey,
 };
 use triad_exec::{ExecError, Outcome, Policy};
 use triad_net::{
@@ -60,11 +62,12 @@ use crate::api::{
     self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, QueryStats, Reply, ResultShares,
     TableSummary, UploadBody, UploadPayload,
 };
+use crate::audit::{AuditEntry, AuditLog, SignedHead};
 use crate::config::{Config, Role};
 use crate::pending::{Pending, PendingError, settle};
 use crate::store::{
     AgreedUpload, ComponentKeys, Digest, Handle, StagedUpload, Store, StoreError, TableInfo,
-    Upload, combine, derived_handle, derived_upload_id, handle_for,
+    TablePolicy, Upload, combine, derived_handle, derived_upload_id, handle_for,
 };
 
 /// Why the node could not start or stopped.
@@ -89,6 +92,12 @@ pub enum NodeError {
     /// The record of unconfirmed commits could not be read.
     #[error(transparent)]
     Pending(#[from] PendingError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// The record of script runs could not be read.
+    #[error("script runs: {0}")]
+    ScriptRuns(String),
     /// A runtime or thread could not be started.
     #[error("starting {what}: {source}")]
     Start {
@@ -114,6 +123,8 @@ struct Job {
     body: Body,
     /// For uploads: this node's staging report, or why staging failed.
     staged: Option<Result<StagedUpload, ApiError>>,
+    /// For a script step: the approved script the call carried.
+    approved: Option<Vec<u8>>,
     reply: tokio::sync::oneshot::Sender<Reply>,
     received: Instant,
 }
@@ -124,6 +135,14 @@ struct Shared {
     store: Store,
     nonces: Mutex<NonceStore>,
     pending: Mutex<Pending>,
+    /// Analysts' progress through approved scripts.
+    runs: authz::ScriptRuns,
+    /// This node's audit log.
+    audit: Mutex<AuditLog>,
+    /// Signs the audit log's head (and the roles document, offline).
+    operator: UserKey,
+    /// The three operators' public keys, by node.
+    operators: [UserPublicKey; 3],
     pool: rayon::ThreadPool,
     /// Whether the mesh is up: calls are refused at once while it is not.
     mesh_up: AtomicBool,
@@ -145,6 +164,18 @@ impl Node {
         let store = Store::open(&config.data_dir, config.party)?;
         let nonces = NonceStore::open(&config.data_dir.join("nonces"))?;
         let pending = Pending::open(&config.data_dir)?;
+        let runs = authz::ScriptRuns::open(&config.data_dir.join("scripts"))
+            .map_err(NodeError::ScriptRuns)?;
+        let audit = AuditLog::open(
+            &crate::audit::audit_dir(&config.data_dir),
+            config.deployment,
+            config.party.index() as u8,
+        )?;
+        for warning in audit.warnings() {
+            tracing::warn!(%warning, "audit log");
+        }
+        let operator = UserKey::load(&config.operator_key)?;
+        let operators = config.operator_public_keys()?;
         let identity = NodeIdentity::load(&config.certificate, &config.key)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.file.threads.compute)
@@ -181,6 +212,10 @@ impl Node {
             store,
             nonces: Mutex::new(nonces),
             pending: Mutex::new(pending),
+            runs,
+            audit: Mutex::new(audit),
+            operator,
+            operators,
             pool,
             mesh_up: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -377,15 +412,21 @@ async fn handle_call(
         // tells the client that the three nodes are connected.
         Body::ListTables => None,
         Body::Upload(body) => {
-            owner()?;
+            let mode = request.request.mode;
+            match mode {
+                // Analysts upload dummy data to design scripts against.
+                Mode::Design if user.roles.contains(&Role::Analyst) => {}
+                _ => owner()?,
+            }
+            let policy = upload_policy(shared, mode, body)?;
             let payload = header
                 .payload
                 .clone()
                 .ok_or_else(|| refuse(ErrorKind::BadRequest, "upload without payload"))?;
-            Some(stage_upload(shared, call, &signer, body, payload).await)
+            Some(stage_upload(shared, call, &signer, body, policy, payload).await)
         }
         Body::Sum { handle, .. } | Body::Count { handle, .. } | Body::Delete { handle } => {
-            let table = shared.store.table(handle).map_err(store_error)?;
+            let table = authz::visible_table(&shared.store, handle, request.request.mode)?;
             if table.owner != api::owner_key(&signer) {
                 return Err(refuse(
                     ErrorKind::Unauthorized,
@@ -437,8 +478,24 @@ async fn handle_call(
             }
             None
         }
-        Body::Query { plan } => {
-            authorize_query(shared, user, &signer, plan)?;
+        // Whether the plan may run is decided by each node in the engine,
+        // against the same state, and the three decisions are compared.
+        Body::Query { .. } => {
+            if !user.roles.contains(&Role::Owner) && !user.roles.contains(&Role::Analyst) {
+                return Err(refuse(
+                    ErrorKind::Unauthorized,
+                    format!("user {:?} is neither an owner nor an analyst", user.name),
+                ));
+            }
+            None
+        }
+        Body::CloseScript { .. } => {
+            if request.request.mode != Mode::Authorized {
+                return Err(refuse(
+                    ErrorKind::BadRequest,
+                    "scripts run, and are closed, in authorized mode",
+                ));
+            }
             None
         }
     };
@@ -457,6 +514,7 @@ async fn handle_call(
         request,
         body: header.body,
         staged,
+        approved: header.approved,
         reply: tx,
         received: Instant::now(),
     };
@@ -466,38 +524,51 @@ async fn handle_call(
         .map_err(|_| refuse(ErrorKind::Internal, "the request was dropped"))
 }
 
-/// Until signed approvals exist: a query may run if the signer owns every
-/// input table, or has the analyst role. Every input must be a handle this
-/// node holds.
-fn authorize_query(
-    shared: &Shared,
-    user: &crate::config::UserEntry,
-    signer: &UserPublicKey,
-    plan: &triad_plan::Query,
-) -> Result<(), ApiError> {
-    let me = api::owner_key(signer);
-    let mut owns_all = true;
-    for (position, text) in plan.inputs().into_iter().enumerate() {
-        let handle: Handle = text.parse().map_err(|e| {
-            refuse(
+/// The policy of a table being uploaded: the request's namespace; a dummy
+/// must stand for a production table of exactly its schema; approvers must
+/// be public keys.
+fn upload_policy(shared: &Shared, mode: Mode, body: &UploadBody) -> Result<TablePolicy, ApiError> {
+    if let Some(target) = &body.dummy_for {
+        if mode != Mode::Design {
+            return Err(refuse(
                 ErrorKind::BadRequest,
-                format!("input table {position} of the plan is not a handle: {e}"),
-            )
-        })?;
-        let table = shared.store.table(&handle).map_err(store_error)?;
-        owns_all &= table.owner == me;
+                "a dummy table (dummy_for) is uploaded in design mode",
+            ));
+        }
+        let production = authz::visible_table(&shared.store, target, Mode::Authorized)?;
+        if production.schema != body.schema {
+            let differs = production
+                .schema
+                .iter()
+                .zip(&body.schema)
+                .find(|(p, d)| p != d)
+                .map(|(p, _)| format!("column {:?} differs", p.name))
+                .unwrap_or_else(|| {
+                    format!(
+                        "{} columns, the production table has {}",
+                        body.schema.len(),
+                        production.schema.len()
+                    )
+                });
+            return Err(refuse(
+                ErrorKind::BadRequest,
+                format!("a dummy for table {target} must have its schema and ranges: {differs}"),
+            ));
+        }
     }
-    if owns_all || user.roles.contains(&Role::Analyst) {
-        Ok(())
-    } else {
-        Err(refuse(
-            ErrorKind::Unauthorized,
-            format!(
-                "user {:?} may query only its own tables (analysts query others' through approved scripts)",
-                user.name
-            ),
-        ))
+    for approver in &body.approvers {
+        approver
+            .parse::<UserPublicKey>()
+            .map_err(|e| refuse(ErrorKind::BadRequest, format!("approver {approver:?}: {e}")))?;
     }
+    let mut approvers = body.approvers.clone();
+    approvers.sort();
+    approvers.dedup();
+    Ok(TablePolicy {
+        namespace: authz::namespace(mode),
+        dummy_for: body.dummy_for,
+        approvers,
+    })
 }
 
 fn check_budget(shared: &Shared, bytes: u64) -> Result<(), ApiError> {
@@ -519,6 +590,7 @@ async fn stage_upload(
     call: &mut Call,
     signer: &UserPublicKey,
     body: &UploadBody,
+    policy: TablePolicy,
     payload: UploadPayload,
 ) -> Result<StagedUpload, ApiError> {
     let limits = &shared.config.file.limits;
@@ -612,6 +684,7 @@ async fn stage_upload(
             owner,
             schema,
             rows,
+            policy,
             keys,
             columns,
         };
@@ -655,6 +728,18 @@ enum MeshLost {
     /// A query's protocol failed: the links are in an unknown state.
     #[error("query protocol: {0}")]
     Protocol(#[from] triad_ring::Error),
+    /// The peer serves another roles document: the nodes must not run
+    /// requests under different user lists.
+    #[error(
+        "{peer} serves roles document {theirs} (serial {their_serial}), this node {ours} (serial {our_serial}); install the same signed document on all three"
+    )]
+    RolesDiffer {
+        peer: PartyId,
+        ours: triad_auth::Digest,
+        our_serial: u64,
+        theirs: triad_auth::Digest,
+        their_serial: u64,
+    },
 }
 
 struct Mesh {
@@ -793,8 +878,13 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         shared.mesh_up.store(true, Ordering::SeqCst);
         let lost = serve(shared, &mut mesh, &jobs, &mut queue, &mut last_cleanup);
         shared.mesh_up.store(false, Ordering::SeqCst);
-        tracing::warn!(error = %lost, "lost the mesh; re-forming");
         mesh.transport.abort();
+        if let MeshLost::RolesDiffer { .. } = lost {
+            tracing::error!(error = %lost, "refusing to serve; retrying in 5 s");
+            std::thread::sleep(Duration::from_secs(5));
+        } else {
+            tracing::warn!(error = %lost, "lost the mesh; re-forming");
+        }
         refuse_all(
             &shared.store,
             &jobs,
@@ -824,6 +914,18 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Settles commits that a crash left unconfirmed (see `pending`).
 fn reconcile(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
+    let roles = (shared.config.roles.digest(), shared.config.roles.serial());
+    let all = mesh.exchange(&roles)?;
+    if let Some(peer) = mesh.others().into_iter().find(|p| all[p.index()] != roles) {
+        let (theirs, their_serial) = all[peer.index()];
+        return Err(MeshLost::RolesDiffer {
+            peer,
+            ours: roles.0,
+            our_serial: roles.1,
+            theirs,
+            their_serial,
+        });
+    }
     let mine: Vec<Handle> = match shared.pending.lock() {
         Ok(p) => p.handles().iter().copied().collect(),
         Err(_) => Vec::new(),
@@ -1037,6 +1139,12 @@ fn run_one(
     if let Reply::Uploaded { commit_seconds, .. } = &mut reply {
         *commit_seconds = started.elapsed().as_secs_f64();
     }
+    let heads = audit(shared, mesh, &job, &reply, outcome);
+    if let Ok(heads) = &heads
+        && let Reply::Answer { audit, .. } | Reply::Stored { audit, .. } = &mut reply
+    {
+        audit.clone_from(heads);
+    }
     tracing::info!(
         request = %job.digest,
         kind,
@@ -1045,7 +1153,91 @@ fn run_one(
         "request done"
     );
     let _ = job.reply.send(reply);
-    Ok(())
+    heads.map(|_| ())
+}
+
+/// Records the request in this node's audit log, then exchanges signed
+/// log heads with the other two, who record them: an operator who later
+/// rewrites its log no longer matches the heads its peers hold. Returns the
+/// three heads, by node.
+fn audit(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    reply: &Reply,
+    outcome: &str,
+) -> Result<Vec<SignedHead>, MeshLost> {
+    let request = &job.request.request;
+    let signer = request.signer;
+    let revealed = match reply {
+        Reply::Answer {
+            passed, ciphertext, ..
+        } => format!(
+            "{} gate outcomes to the nodes; {} sealed bytes to {}",
+            passed.len(),
+            ciphertext.len(),
+            signer.fingerprint()
+        ),
+        Reply::Sealed { ciphertext, .. } => {
+            format!(
+                "{} sealed bytes to {}",
+                ciphertext.len(),
+                signer.fingerprint()
+            )
+        }
+        Reply::Stored { handle, rows, .. } => format!("handle {handle} ({rows} rows) stored"),
+        Reply::Uploaded { handle, rows, .. } => format!("handle {handle} ({rows} rows) stored"),
+        Reply::Tables(tables) => format!("public metadata of {} tables", tables.len()),
+        Reply::Count(_) => "a public row count".into(),
+        Reply::Refused(error) if error.kind == ErrorKind::ThresholdNotMet => {
+            "one failed gate bit".into()
+        }
+        Reply::Deleted | Reply::Closed | Reply::Refused(_) => "nothing".into(),
+    };
+    let plan = match &job.body {
+        Body::Query { plan } => Some(hex(&plan.digest())),
+        body => Some(body.digest().to_string()),
+    };
+    let entry = AuditEntry {
+        time: now_secs(),
+        user: signer.to_string(),
+        request: job.digest.to_string(),
+        kind: job.body.kind().into(),
+        mode: match request.mode {
+            Mode::Design => "design".into(),
+            Mode::Authorized => "authorized".into(),
+        },
+        script: request.approval.map(|a| a.approval.to_string()),
+        step: request.approval.map(|a| a.step),
+        plan,
+        revealed,
+        status: match reply {
+            Reply::Refused(error) => format!("refused: {:?}", error.kind),
+            _ => outcome.to_owned(),
+        },
+    };
+    let signed = {
+        let Ok(mut log) = shared.audit.lock() else {
+            tracing::error!("audit log unavailable");
+            return Ok(Vec::new());
+        };
+        if let Err(error) = log.append(entry) {
+            tracing::error!(%error, "audit log append failed");
+        }
+        log.sign_head(&shared.operator)
+    };
+    let heads = mesh.exchange(&signed)?;
+    if let Ok(mut log) = shared.audit.lock() {
+        for (node, head) in heads.iter().enumerate() {
+            if node == mesh.me.index() {
+                continue;
+            }
+            if let Err(error) = log.record_peer_head(head, &shared.operators[node]) {
+                tracing::error!(node, %error, "a peer's audit head was refused");
+            }
+        }
+    }
+    Ok(heads.to_vec())
 }
 
 /// Answers a job whose run broke off because a peer went away. An upload
@@ -1103,8 +1295,29 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
         }
         Body::Query { plan } => run_query(shared, mesh, job, plan),
         Body::ListTables => {
-            let tables = store.tables().iter().map(TableSummary::from).collect();
+            let namespace = authz::namespace(job.request.request.mode);
+            let tables = store
+                .tables()
+                .iter()
+                .filter(|t| t.policy.namespace == namespace)
+                .map(TableSummary::from)
+                .collect();
             Ok((Reply::Tables(tables), "listed"))
+        }
+        Body::CloseScript { script } => {
+            let key = authz::RunKey::new(*script, job.request.request.signer);
+            let status = match shared.runs.close(&key) {
+                Ok(()) => Status::Ok,
+                Err(why) => Status::Failed(why),
+            };
+            let statuses = mesh.exchange(&status)?;
+            Ok(match all_ok(&statuses) {
+                Ok(()) => (Reply::Closed, "closed"),
+                Err(why) => (
+                    Reply::Refused(refuse(ErrorKind::Storage, why)),
+                    "close failed",
+                ),
+            })
         }
         Body::Delete { handle } => {
             let status = match store.delete(handle) {
@@ -1380,6 +1593,7 @@ struct QueryStatus {
 struct PreparedQuery {
     checked: triad_plan::Checked,
     tables: query::StoreTables,
+    grant: authz::Grant,
 }
 
 /// Equal on all three nodes when they hold the same table with the same
@@ -1406,9 +1620,19 @@ const QUERY_BYTES_PER_WORD: u64 = 16 * 12;
 /// input column reads back verified.
 fn prepare_query(
     shared: &Shared,
+    job: &Job,
     plan: &triad_plan::Query,
 ) -> Result<(QueryStatus, PreparedQuery), ApiError> {
     let store = &shared.store;
+    let grant = authz::authorize_query(
+        &shared.config,
+        store,
+        &shared.runs,
+        &job.request,
+        job.approved.as_deref(),
+        plan,
+        now_secs(),
+    )?;
     let mut inputs: Vec<(String, TableInfo)> = Vec::new();
     for (position, text) in plan.inputs().into_iter().enumerate() {
         let handle: Handle = text.parse().map_err(|e| {
@@ -1448,7 +1672,14 @@ fn prepare_query(
             .collect(),
         min_threshold: shared.config.file.limits.min_threshold,
     };
-    Ok((status, PreparedQuery { checked, tables }))
+    Ok((
+        status,
+        PreparedQuery {
+            checked,
+            tables,
+            grant,
+        },
+    ))
 }
 
 /// Runs a query: agree on the inputs, run the plan over the mesh, and
@@ -1459,7 +1690,7 @@ fn run_query(
     job: &Job,
     plan: &triad_plan::Query,
 ) -> Result<(Reply, &'static str), MeshLost> {
-    let prepared = prepare_query(shared, plan);
+    let prepared = prepare_query(shared, job, plan);
     let status: Result<QueryStatus, ApiError> = match &prepared {
         Ok((status, _)) => Ok(status.clone()),
         Err(error) => Err(error.clone()),
@@ -1535,7 +1766,40 @@ fn run_query(
         );
         (outcome, stats)
     };
+    let grant = prepared.grant.clone();
     drop(prepared);
+    let answered = answer_query(shared, mesh, job, outcome, stats, grant.result_policy);
+    if let Some(step) = &grant.step {
+        let end = match &answered {
+            Ok((Reply::Answer { .. }, _)) => authz::StepEnd::Done(None),
+            Ok((Reply::Stored { handle, .. }, _)) => authz::StepEnd::Done(Some(*handle)),
+            Ok((Reply::Refused(error), _))
+                if matches!(
+                    error.kind,
+                    ErrorKind::ThresholdNotMet | ErrorKind::NotUnique
+                ) =>
+            {
+                authz::StepEnd::DataRefused(error.message.clone())
+            }
+            _ => authz::StepEnd::NotRun,
+        };
+        if let Err(why) = shared.runs.finish(step, end) {
+            tracing::error!(%why, "recording a script step failed");
+        }
+    }
+    answered
+}
+
+/// Turns a query's outcome into the reply: sealed answer, stored table or
+/// refusal.
+fn answer_query(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    outcome: Result<Outcome, ExecError>,
+    stats: QueryStats,
+    policy: TablePolicy,
+) -> Result<(Reply, &'static str), MeshLost> {
     let refused = |kind: ErrorKind, error: ExecError, outcome: &'static str| {
         Ok((Reply::Refused(refuse(kind, error.to_string())), outcome))
     };
@@ -1553,13 +1817,14 @@ fn run_query(
                         ephemeral_public,
                         ciphertext,
                         stats,
+                        audit: Vec::new(),
                     },
                     "answered",
                 ),
                 Err(error) => (Reply::Refused(error), "seal failed"),
             })
         }
-        Ok(Outcome::Table(table)) => store_derived(shared, mesh, job, table, stats),
+        Ok(Outcome::Table(table)) => store_derived(shared, mesh, job, table, stats, policy),
         // The three nodes' links are in an unknown state: re-form them.
         Err(ExecError::Protocol(error)) => Err(MeshLost::Protocol(error)),
         Err(error @ ExecError::ThresholdNotMet { .. }) => {
@@ -1583,6 +1848,7 @@ fn store_derived(
     job: &Job,
     table: triad_exec::SecretTable,
     stats: QueryStats,
+    policy: TablePolicy,
 ) -> Result<(Reply, &'static str), MeshLost> {
     let request = Digest::from_bytes(*job.digest.as_bytes());
     let party = mesh.me;
@@ -1602,6 +1868,7 @@ fn store_derived(
             owner: api::owner_key(&job.request.request.signer),
             schema: derived.schema,
             rows: derived.rows,
+            policy,
             keys: ComponentKeys {
                 own: received,
                 next: drawn,
@@ -1617,6 +1884,7 @@ fn store_derived(
                     handle: info.handle,
                     rows: info.rows,
                     stats,
+                    audit: Vec::new(),
                 },
                 "stored",
             ),

@@ -40,6 +40,7 @@ fn manifest_bytes(rows: u64, min: i128, name: &str) -> Vec<u8> {
             name: name.to_owned(),
             digests: [digest(b"0"), digest(b"1"), digest(b"2")],
         }],
+        policy: Default::default(),
     };
     let handle = handle_for(&agreed);
     // The manifest's layout, assembled from serialised parts (a

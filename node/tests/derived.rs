@@ -287,6 +287,7 @@ fn store_result(trio: &Trio, tables: [SecretTable; 3], request: &Digest) -> [Tab
                 owner: "00aa".parse().expect("owner"),
                 schema: laid.schema,
                 rows: laid.rows,
+                policy: Default::default(),
                 keys: ComponentKeys {
                     own: keys[party.index()],
                     next: keys[party.next().index()],
@@ -391,6 +392,7 @@ fn store_result_error(trio: &Trio, request: &Digest) -> StoreError {
         owner: "00aa".parse().expect("owner"),
         schema: laid.schema,
         rows: laid.rows,
+        policy: Default::default(),
         keys: ComponentKeys {
             own: [1; 32],
             next: [2; 32],

@@ -20,7 +20,10 @@ use triad_node::api::{
     self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares,
     TableSummary, UploadBody, UploadPayload,
 };
-use triad_node::cli::{AddPeerArgs, AddUserArgs, InitArgs, add_peer, add_user, init};
+use triad_node::cli::{
+    AddPeerArgs, InitArgs, RolesAddUserArgs, RolesConfigArgs, RolesNewArgs, add_peer, init,
+    roles_add_user, roles_install, roles_new, roles_sign,
+};
 use triad_node::config::{Config, ConfigFile, Role};
 use triad_node::server::Node;
 use triad_node::store::{
@@ -109,18 +112,43 @@ fn start_cluster(name: &str, tune: impl Fn(usize, &mut ConfigFile)) -> Cluster {
                 node: peer,
                 address: listen[peer],
                 certificate: root.join(format!("node{peer}/node.crt")),
+                operator_key: std::fs::read_to_string(
+                    root.join(format!("node{peer}/operator.pub")),
+                )
+                .unwrap(),
             })
             .unwrap();
         }
-        for (name, key, role) in &users {
-            add_user(&AddUserArgs {
-                config: path.clone(),
-                name: (*name).to_owned(),
-                public_key: key.public().to_string(),
-                roles: vec![*role],
-            })
-            .unwrap();
-        }
+    }
+    // One roles document, signed by the three operators, installed on all.
+    let roles = root.join("roles-draft.toml");
+    roles_new(&RolesNewArgs {
+        deployment: deployment.clone().unwrap(),
+        out: roles.clone(),
+    })
+    .unwrap();
+    for (name, key, role) in &users {
+        roles_add_user(&RolesAddUserArgs {
+            roles: roles.clone(),
+            name: (*name).to_owned(),
+            public_key: key.public().to_string(),
+            role: vec![*role],
+        })
+        .unwrap();
+    }
+    for path in &configs {
+        let args = RolesConfigArgs {
+            config: path.clone(),
+            roles: roles.clone(),
+        };
+        roles_sign(&args).unwrap();
+    }
+    for path in &configs {
+        roles_install(&RolesConfigArgs {
+            config: path.clone(),
+            roles: roles.clone(),
+        })
+        .unwrap();
     }
     for (node, path) in configs.iter().enumerate() {
         let mut file = ConfigFile::read(path).unwrap();
@@ -304,6 +332,7 @@ impl TestClient {
                         request: bytes.clone(),
                         body: body.clone(),
                         payload,
+                        approved: None,
                     };
                     let runtime = &self.runtime;
                     scope.spawn(move || {
@@ -369,12 +398,15 @@ impl TestClient {
             rows,
             schema: schema.clone(),
             columns: infos,
+            policy: Default::default(),
         });
         let body = Body::Upload(UploadBody {
             upload_id,
             schema,
             rows,
             columns: columns.iter().map(|(n, _)| (*n).to_owned()).collect(),
+            dummy_for: None,
+            approvers: Vec::new(),
         });
         let parts: Parts = [0, 1, 2].map(|i| {
             let next = (i + 1) % 3;
@@ -671,24 +703,17 @@ fn merge_filter_sum_matches_plaintext() {
         vec![selected.iter().sum::<i64>() as u64, selected.len() as u64]
     );
 
-    // An analyst may query the owner's tables; another owner may not.
-    let analyst = TestClient::connect(cluster, &cluster.analyst);
-    let (answer, _) = analyst
-        .query(&Query::new(
-            vec![table(&visits)],
-            aggregate(0, Agg::Sum, "cost"),
-        ))
-        .unwrap();
-    let total: i64 = data.visits.iter().map(|v| v.1).sum();
-    assert_eq!(words(answer), vec![total as u64]);
-    let other = TestClient::connect(cluster, &cluster.other_owner);
-    let error = other
-        .query(&Query::new(
-            vec![table(&visits)],
-            aggregate(0, Agg::Sum, "cost"),
-        ))
-        .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Unauthorized, "{error}");
+    // Neither an analyst without an approved script nor another owner
+    // may query the owner's tables.
+    for user in [&cluster.analyst, &cluster.other_owner] {
+        let error = TestClient::connect(cluster, user)
+            .query(&Query::new(
+                vec![table(&visits)],
+                aggregate(0, Agg::Sum, "cost"),
+            ))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NoMatchingAuthorization, "{error}");
+    }
 }
 
 #[test]
@@ -790,7 +815,7 @@ fn stored_merge_can_be_queried() {
     // Another owner cannot query it; its owner can delete it.
     let other = TestClient::connect(cluster, &cluster.other_owner);
     let error = other.query(&plan).unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Unauthorized);
+    assert_eq!(error.kind, ErrorKind::NoMatchingAuthorization);
     let (_, _, replies) = client.call_all(&Body::Delete { handle }, Default::default());
     assert!(
         replies.iter().all(|r| matches!(r, Reply::Deleted)),

@@ -187,6 +187,72 @@ pub enum AuthError {
         /// Length given.
         bytes: usize,
     },
+    /// A text that names no role.
+    #[error("unknown role {text:?} (owner, analyst, approver)")]
+    UnknownRole {
+        /// The text (at most 40 characters of it).
+        text: String,
+    },
+    /// A roles file could not be read or written as a document.
+    #[error("{path}: {problem}")]
+    RolesFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: crate::roles::RolesFileProblem,
+    },
+    /// A roles document that is not valid whoever signed it.
+    #[error("invalid roles document: {0}")]
+    RolesInvalid(crate::roles::RolesProblem),
+    /// A roles document for another deployment.
+    #[error("the roles document is for deployment {actual}, this node serves {expected}")]
+    RolesDeployment {
+        /// The deployment it was checked against.
+        expected: crate::request::DeploymentId,
+        /// The document's.
+        actual: crate::request::DeploymentId,
+    },
+    /// A node's operator has not signed the roles document.
+    #[error("the roles document has no signature from node {node}'s operator")]
+    RolesSignatureMissing {
+        /// The node.
+        node: u8,
+    },
+    /// A node's signature on the roles document does not verify under
+    /// that node's operator key: signed by another key, or the document
+    /// changed since.
+    #[error(
+        "node {node}'s signature on the roles document does not verify under its operator key {} \
+         (signed with another key, or the document changed after signing)",
+        .operator.fingerprint()
+    )]
+    RolesSignatureBad {
+        /// The node.
+        node: u8,
+        /// The operator key it was checked against.
+        operator: UserPublicKey,
+    },
+    /// A signature for a node that does not exist.
+    #[error("the roles document has a signature for node {node}; nodes are 0, 1 and 2")]
+    RolesSignatureNode {
+        /// The node named.
+        node: u8,
+    },
+    /// Two signatures for one node.
+    #[error("the roles document has two signatures for node {node}")]
+    RolesSignatureTwice {
+        /// The node.
+        node: u8,
+    },
+    /// Two nodes with one operator key: whoever holds it could sign for
+    /// both, and the three-operator rule would be two.
+    #[error("nodes {first} and {second} have the same operator key")]
+    OperatorKeysNotDistinct {
+        /// The first node.
+        first: u8,
+        /// The second.
+        second: u8,
+    },
 }
 
 /// What is wrong with a user key file. Never carries the file's contents.

@@ -128,6 +128,17 @@ impl UserKey {
         Signature::from_bytes(self.signing.sign(message).to_bytes())
     }
 
+    /// Signs `domain || message`. Each kind of signed document (a roles
+    /// document, an approval, an audit head) has its own domain string, and
+    /// no domain is a prefix of another, so that a signature on one kind
+    /// can never be presented as a signature on another.
+    pub fn sign_in_domain(&self, domain: &str, message: &[u8]) -> Signature {
+        let mut bytes = Vec::with_capacity(domain.len() + message.len());
+        bytes.extend_from_slice(domain.as_bytes());
+        bytes.extend_from_slice(message);
+        self.sign(&bytes)
+    }
+
     fn file_text(&self) -> Zeroizing<String> {
         let secret = Zeroizing::new(encode_hex(self.signing.as_bytes()));
         let mut text = Zeroizing::new(String::with_capacity(256));
@@ -206,6 +217,23 @@ impl UserPublicKey {
     /// this may be logged.
     pub fn fingerprint(&self) -> String {
         encode_hex(&blake3::hash(&self.0).as_bytes()[..16])
+    }
+
+    /// Checks a signature made with [`UserKey::sign_in_domain`], with
+    /// ed25519's strict rules (`verify_strict`).
+    pub fn verify_in_domain(
+        &self,
+        domain: &str,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), AuthError> {
+        let key = self.verifying_key()?;
+        let mut bytes = Vec::with_capacity(domain.len() + message.len());
+        bytes.extend_from_slice(domain.as_bytes());
+        bytes.extend_from_slice(message);
+        let signature = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
+        key.verify_strict(&bytes, &signature)
+            .map_err(|_| AuthError::BadSignature { signer: *self })
     }
 
     /// The key as ed25519-dalek's type, refusing bytes that are not a curve

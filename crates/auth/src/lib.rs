@@ -13,6 +13,9 @@
 //!   so that all three run the same request or none does.
 //! - Replay protection ([`NonceStore`]): a persistent, crash-tolerant record
 //!   of the nonces each signer used within a time window.
+//! - The roles document ([`SignedRoles`], [`VerifiedRoles`]): the users,
+//!   their roles and the revocations, signed by all three operators; see
+//!   the `roles` module for its encoding and file.
 //! - Result sealing ([`seal`], [`open`]): a node encrypts its result shares
 //!   to the fresh x25519 key the client put into its signed request, so only
 //!   that client can read them.
@@ -72,6 +75,8 @@ mod fs;
 mod key;
 mod nonce_store;
 mod request;
+mod roles;
+mod script;
 mod seal;
 
 pub use bytes::HexProblem;
@@ -81,5 +86,13 @@ pub use nonce_store::NonceStore;
 pub use request::{
     ApprovalStep, DeploymentId, Digest, Mode, Nonce, REQUEST_BYTES_MAX, REQUEST_DOMAIN,
     REQUEST_VERSION, Request, RequestDigest, Signature, SignedRequest,
+};
+pub use roles::{
+    OperatorSignature, ROLES_DOMAIN, ROLES_FILE_BYTES_MAX, ROLES_SIGNATURE_DOMAIN, ROLES_VERSION,
+    Role, RoleUser, RolesDocument, RolesFileProblem, RolesProblem, SignedRoles, VerifiedRoles,
+};
+pub use script::{
+    APPROVAL_DOMAIN, APPROVED_BYTES_MAX, Approval, ApprovedScript, SCRIPT_DOMAIN, SCRIPT_VERSION,
+    Script, ScriptError, ScriptStep, SignedApproval, parse_step_reference, step_reference,
 };
 pub use seal::{ResultContext, ResultSecret, SEAL_DOMAIN, Sealed, X25519Public, open, seal};

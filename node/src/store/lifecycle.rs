@@ -102,6 +102,7 @@ impl Store {
             rows: upload.rows,
             schema: upload.schema.clone(),
             columns,
+            policy: upload.policy.clone(),
         };
         let record = StagingRecord::new(staged.clone(), checksums);
         fsutil::write_bytes_atomic(dir, STAGED_FILE, &record.encode())?;
@@ -203,6 +204,7 @@ impl Store {
                 schema: agreed.schema.clone(),
                 columns: agreed.columns.clone(),
                 derived_from,
+                policy: agreed.policy.clone(),
             },
             checksums: record.checksums,
         };

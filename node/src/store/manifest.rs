@@ -51,6 +51,44 @@ pub struct ColumnSchema {
     pub nullable: bool,
 }
 
+/// Which namespace of the deployment a table lives in: requests see only
+/// the tables of their own mode's namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    /// Real data: queried through approved scripts (or by its owner).
+    #[default]
+    Production,
+    /// Dummy data for designing scripts; any query runs on it at once.
+    Design,
+}
+
+/// Who may approve scripts reading a table, and what it stands for: set by
+/// the owner at upload, the same on all three nodes (they compare it before
+/// committing), public.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablePolicy {
+    /// Its namespace.
+    pub namespace: Namespace,
+    /// For a dummy table: the production table it stands for (same schema
+    /// and ranges), so that recorded scripts name that table.
+    // No `skip_serializing_if` here: the policy also travels in bincode,
+    // which has no field names to tell a skipped field by.
+    #[serde(default)]
+    pub dummy_for: Option<Handle>,
+    /// Approvers (ed25519 public keys, hex) who must all sign a script
+    /// reading the table; empty means any one user with the approver role.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+impl TablePolicy {
+    fn is_default(&self) -> bool {
+        *self == TablePolicy::default()
+    }
+}
+
 /// Public metadata of a committed table: what [`Store::tables`] lists. Safe
 /// to send to clients and peers; it holds no values and no plain digest of
 /// any share.
@@ -78,6 +116,9 @@ pub struct TableInfo {
     /// follows ([`derived_handle`](crate::store::derived_handle)).
     #[serde(default)]
     pub derived_from: Option<Digest>,
+    /// Namespace, dummy link and approvers.
+    #[serde(default)]
+    pub policy: TablePolicy,
 }
 
 impl TableInfo {
@@ -222,6 +263,10 @@ struct ManifestRepr {
     /// reads the same as before derived tables existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     derived_from: Option<Digest>,
+    /// Absent for a production table with the default policy, for the
+    /// same reason.
+    #[serde(default, skip_serializing_if = "TablePolicy::is_default")]
+    policy: TablePolicy,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -256,6 +301,7 @@ impl Manifest {
                 })
                 .collect(),
             derived_from: info.derived_from,
+            policy: info.policy.clone(),
         })
     }
 
@@ -286,6 +332,7 @@ impl Manifest {
             rows: repr.rows,
             schema: repr.schema,
             columns,
+            policy: repr.policy,
         };
         let computed = match &repr.derived_from {
             Some(request) => derived_handle(request),
@@ -308,6 +355,7 @@ impl Manifest {
                 schema: agreed.schema,
                 columns: agreed.columns,
                 derived_from: repr.derived_from,
+                policy: agreed.policy,
             },
             checksums,
         })
@@ -436,6 +484,12 @@ mod tests {
                 name: "age".into(),
                 digests: [digest(b"0"), digest(b"1"), digest(b"2")],
             }],
+            // Not the default, so that round trips cover the policy.
+            policy: TablePolicy {
+                namespace: Namespace::Design,
+                dummy_for: Some("cd".repeat(32).parse().unwrap_or_else(|_| unreachable!())),
+                approvers: vec!["ef".repeat(32)],
+            },
         };
         Manifest {
             party: PartyId::P1,
@@ -448,6 +502,7 @@ mod tests {
                 schema: agreed.schema,
                 columns: agreed.columns,
                 derived_from: None,
+                policy: agreed.policy,
             },
             checksums: vec![digest(b"c")],
         }

@@ -55,7 +55,7 @@
 
 mod column;
 mod error;
-mod fsutil;
+pub(crate) mod fsutil;
 mod ids;
 mod lifecycle;
 mod manifest;
@@ -72,7 +72,7 @@ use triad_ring::{Arith, PartyId};
 pub use column::{COLUMN_HEADER_BYTES, COLUMN_MAGIC, decode_column, encode_column};
 pub use error::{ColumnProblem, Location, ManifestProblem, MetadataProblem, Mismatch, StoreError};
 pub use ids::{Digest, Handle, IdError, OwnerKey, UploadId};
-pub use manifest::{ColumnInfo, ColumnSchema, TableInfo, decode_manifest};
+pub use manifest::{ColumnInfo, ColumnSchema, Namespace, TableInfo, TablePolicy, decode_manifest};
 pub use upload::{
     AgreedUpload, ComponentKeys, MASK_COLUMN, StagedColumn, StagedUpload, Upload, combine,
     component_digest, derived_handle, derived_upload_id, handle_for,

@@ -46,7 +46,7 @@ use triad_ring::{Arith, PartyId};
 use crate::store::column::le_bytes;
 use crate::store::error::{Mismatch, StoreError};
 use crate::store::ids::{Digest, Handle, OwnerKey, UploadId};
-use crate::store::manifest::{ColumnInfo, ColumnSchema, party_index};
+use crate::store::manifest::{ColumnInfo, ColumnSchema, TablePolicy, party_index};
 
 const COMPONENT_DIGEST_DOMAIN: &[u8] = b"triad-node component digest v1";
 const HANDLE_CONTEXT: &str = "triad-node table handle v1";
@@ -87,6 +87,8 @@ pub struct Upload {
     pub schema: Vec<ColumnSchema>,
     /// Row count; every share column has exactly this many elements.
     pub rows: u64,
+    /// Namespace, dummy link and approvers.
+    pub policy: TablePolicy,
     /// Keys for the digests of this party's two components.
     pub keys: ComponentKeys,
     /// Share columns by name, in the order the table keeps them.
@@ -111,6 +113,9 @@ pub struct StagedUpload {
     pub schema: Vec<ColumnSchema>,
     /// Keyed digests of this party's components, per share column.
     pub columns: Vec<StagedColumn>,
+    /// Namespace, dummy link and approvers.
+    #[serde(default)]
+    pub policy: TablePolicy,
 }
 
 /// Keyed digests of one column's components held by the reporting party.
@@ -141,6 +146,9 @@ pub struct AgreedUpload {
     pub schema: Vec<ColumnSchema>,
     /// Per share column, the digests of components 0, 1 and 2.
     pub columns: Vec<ColumnInfo>,
+    /// Namespace, dummy link and approvers.
+    #[serde(default)]
+    pub policy: TablePolicy,
 }
 
 fn put(hasher: &mut blake3::Hasher, bytes: &[u8]) {
@@ -281,7 +289,8 @@ pub fn combine(reports: [&StagedUpload; 3]) -> Result<AgreedUpload, StoreError> 
         if report.upload_id != first.upload_id {
             return Err(fail(Mismatch::UploadId { party }));
         }
-        if (&report.owner, report.rows, &report.schema) != (&first.owner, first.rows, &first.schema)
+        if (&report.owner, report.rows, &report.schema, &report.policy)
+            != (&first.owner, first.rows, &first.schema, &first.policy)
         {
             return Err(fail(Mismatch::Metadata { party }));
         }
@@ -319,6 +328,7 @@ pub fn combine(reports: [&StagedUpload; 3]) -> Result<AgreedUpload, StoreError> 
         rows: first.rows,
         schema: first.schema.clone(),
         columns,
+        policy: first.policy.clone(),
     })
 }
 
@@ -328,7 +338,8 @@ pub(crate) fn check_as_staged(
     agreed: &AgreedUpload,
 ) -> Result<(), Mismatch> {
     let party = staged.party;
-    if (&staged.owner, staged.rows, &staged.schema) != (&agreed.owner, agreed.rows, &agreed.schema)
+    if (&staged.owner, staged.rows, &staged.schema, &staged.policy)
+        != (&agreed.owner, agreed.rows, &agreed.schema, &agreed.policy)
     {
         return Err(Mismatch::Metadata { party });
     }

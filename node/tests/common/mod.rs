@@ -89,6 +89,7 @@ pub fn deal(id: &str, rows: u64, columns: &[(&str, Vec<u64>)], seed: u64) -> [Up
         owner: "00ff".parse().expect("valid owner"),
         schema: schema(&names),
         rows,
+        policy: Default::default(),
         keys: ComponentKeys {
             own: keys[party.index()],
             next: keys[party.next().index()],
@@ -120,6 +121,7 @@ pub fn client_agreed(uploads: &[Upload; 3]) -> AgreedUpload {
         rows: first.rows,
         schema: first.schema.clone(),
         columns,
+        policy: first.policy.clone(),
     }
 }
 
