@@ -36,6 +36,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    /// A cluster whose configurations `edit` may change before it starts.
+    fn with(edit: impl FnOnce(&LocalCluster)) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         let mut users = Vec::new();
@@ -51,6 +56,7 @@ impl Fixture {
             &root.join("hospital.key"),
         )
         .unwrap();
+        edit(&cluster);
         cluster.start(Duration::from_secs(60)).unwrap();
         Fixture {
             _dir: dir,
@@ -706,4 +712,61 @@ fn revocations_and_differing_roles_documents() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// One node that accepts every query cannot make a value reach anyone: the
+/// two honest nodes refuse, and no node runs the protocol.
+#[test]
+fn a_node_that_accepts_anything_reveals_nothing() {
+    let f = Fixture::with(|cluster| {
+        let path = cluster.config(1);
+        let mut file = triad_node::config::ConfigFile::read(path).unwrap();
+        file.faults.accept_unauthorized = true;
+        Config::save(&file, path).unwrap();
+    });
+    let data = f.root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let tables = seed::write_demo_tables(&data, 80, 4).unwrap();
+    let hospital = f.connect("hospital");
+    let p1 = f.upload(
+        &hospital,
+        &tables[0].0,
+        &tables[0].1,
+        &UploadOptions::default(),
+    );
+    // Neither an analyst without a script, nor one running a script the
+    // approver never signed, gets an answer.
+    let analyst = f.connect("analyst");
+    match analyst.frame(&p1).unwrap().sum("condition_x") {
+        Err(ClientError::NoMatchingAuthorization { message, .. }) => {
+            assert!(!message.starts_with("node 1"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let d1 = analyst
+        .upload_with(
+            &seed::dummy_table(&analyst.get_table(&p1).unwrap().schema, 20, 2).unwrap(),
+            &UploadOptions {
+                dummy_for: Some(p1),
+                approvers: Vec::new(),
+            },
+        )
+        .unwrap()
+        .handle;
+    let recording = f.root.join("unsigned.recording");
+    analyst.record("unsigned").unwrap();
+    let _ = analyst.frame(&d1).unwrap().sum("condition_x");
+    analyst.end(&recording).unwrap();
+    let (_, script) = script::Recording::load(&recording).unwrap();
+    let unsigned = ApprovedScript {
+        script,
+        approvals: Vec::new(),
+    };
+    analyst.load_approved(&unsigned, unsigned.encode()).unwrap();
+    refused_loaded(&analyst, [&p1, &p1], APPROVED, "step 0");
+    // The faulty node accepted both production queries, and ran only the
+    // design-mode one: the protocol never started for the others.
+    let log = std::fs::read_to_string(f.cluster.log_path(1)).unwrap();
+    assert!(log.contains("accepting a query without checking"), "{log}");
+    assert_eq!(log.matches("query ran").count(), 1, "{log}");
 }

@@ -342,6 +342,8 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
         roles: PathBuf::from(ROLES_FILE),
         threads: Threads::default(),
         limits: Limits::default(),
+        #[cfg(feature = "fault-injection")]
+        faults: Default::default(),
         peers: Vec::new(),
     };
     // Validate before writing, so a bad deployment id is caught here.

@@ -143,6 +143,17 @@ impl Default for Limits {
 
 pub use triad_auth::Role;
 
+/// Ways a node can be told to misbehave, for tests of what the other two
+/// nodes do about it. Exists only with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Accept every query as authorized, whoever sends it.
+    #[serde(default)]
+    pub accept_unauthorized: bool,
+}
+
 /// A pinned peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +200,10 @@ pub struct ConfigFile {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Test-only misbehaviour (feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    #[serde(default)]
+    pub faults: Faults,
     /// The two other nodes.
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerEntry>,
