@@ -18,6 +18,7 @@ mod aggregate;
 mod expr;
 mod merge;
 mod prune;
+pub mod release;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +26,7 @@ use triad_plan::{Checked, CheckedOp, CheckedOutput, ColumnInfo, PlanError, Table
 use triad_ring::{Arith, Session, SortAlgorithm, Transport};
 
 pub use aggregate::Answer;
+pub use release::{ReleasePolicy, Released};
 
 /// One column's shares: one limb per 64-bit word of the type, and the 0/1
 /// validity column if the column is nullable.
