@@ -75,6 +75,35 @@ impl Fixture {
         Client::connect(&file).unwrap()
     }
 
+    /// Writes seed-shaped tables of `rows` rows and uploads party 1's as
+    /// the hospital's production table.
+    fn hospital_table(&self, rows: usize, seed: u64) -> (Client, Handle) {
+        let data = self.root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let tables = seed::write_demo_tables(&data, rows, seed).unwrap();
+        let hospital = self.connect("hospital");
+        let handle = self.upload(
+            &hospital,
+            &tables[0].0,
+            &tables[0].1,
+            &UploadOptions::default(),
+        );
+        (hospital, handle)
+    }
+
+    /// A dummy of `rows` generated rows standing for `production`.
+    fn generated_dummy(&self, client: &Client, production: &Handle, rows: usize) -> Handle {
+        let schema = client.get_table(production).unwrap().schema;
+        let options = UploadOptions {
+            dummy_for: Some(*production),
+            approvers: Vec::new(),
+        };
+        client
+            .upload_with(&seed::dummy_table(&schema, rows, 1).unwrap(), &options)
+            .unwrap()
+            .handle
+    }
+
     fn upload(
         &self,
         client: &Client,
@@ -147,13 +176,18 @@ fn refused(client: &Client, approved: &Path, tables: [&Handle; 2], variant: Vari
 }
 
 fn refused_loaded(client: &Client, tables: [&Handle; 2], variant: Variant, expect: &str) {
-    match analysis(client, tables[0], tables[1], variant) {
+    no_match(analysis(client, tables[0], tables[1], variant), expect);
+    client.close_script().unwrap();
+}
+
+/// Expects `NoMatchingAuthorization` with a message containing `expect`.
+fn no_match<T: std::fmt::Debug>(result: Result<T, ClientError>, expect: &str) {
+    match result {
         Err(ClientError::NoMatchingAuthorization { message, .. }) => {
             assert!(message.contains(expect), "{message:?} lacks {expect:?}");
         }
         other => panic!("expected NoMatchingAuthorization ({expect}), got {other:?}"),
     }
-    client.close_script().unwrap();
 }
 
 /// Writes `approved` (re-signed by `signers`) as an approved-script file.
@@ -223,8 +257,7 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
         other => panic!("{other:?}"),
     }
     // A generated dummy from the public schema has the schema exactly.
-    let generated = seed::dummy_table(&analyst.get_table(&p1).unwrap().schema, 50, 3).unwrap();
-    analyst.upload_with(&generated, &dummy_for(p1)).unwrap();
+    f.generated_dummy(&analyst, &p1, 50);
 
     // The namespaces do not see each other.
     analyst.set_mode(Mode::Design);
@@ -236,10 +269,7 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
     assert!(production.contains(&p1) && !production.contains(&d1));
 
     // Without a script, an analyst gets nothing from production tables.
-    match analyst.frame(&p1).unwrap().count() {
-        Err(ClientError::NoMatchingAuthorization { .. }) => {}
-        other => panic!("{other:?}"),
-    }
+    no_match(analyst.frame(&p1).unwrap().count(), "no approved script");
 
     // Record on the dummies; months may fail their gates there.
     let recording = f.root.join("seed.recording");
@@ -284,12 +314,7 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
     assert_eq!(analysis(&analyst, &p1, &p2, APPROVED).unwrap(), clear);
 
     // One step more than recorded: the run ended with the last step.
-    match analyst.frame(&p1).unwrap().count() {
-        Err(ClientError::NoMatchingAuthorization { message, .. }) => {
-            assert!(message.contains("extra"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    no_match(analyst.frame(&p1).unwrap().count(), "extra");
     analyst.close_script().unwrap();
 
     // Each deviation, refused at the step where it starts.
@@ -319,17 +344,14 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
     refused(&analyst, &approved, t, reordered, "step 1");
     // A step skipped: straight to the months, without the merge.
     analyst.load(&approved).unwrap();
-    match analyst
-        .frame(&p1)
-        .unwrap()
-        .filter(col("condition_x").eq(lit(1)))
-        .sum("condition_x")
-    {
-        Err(ClientError::NoMatchingAuthorization { message, .. }) => {
-            assert!(message.contains("step 0"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    no_match(
+        analyst
+            .frame(&p1)
+            .unwrap()
+            .filter(col("condition_x").eq(lit(1)))
+            .sum("condition_x"),
+        "step 0",
+    );
     analyst.close_script().unwrap();
 
     // Another analyst presenting the approval (a modified client that
@@ -407,12 +429,7 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
     script::approve(&strict, &strict_ok, &f.key("approver"), now() + 3600).unwrap();
     analyst.load(&strict_ok).unwrap();
     assert!(huge(&analyst, &p1).unwrap_err().is_threshold_not_met());
-    match analyst.frame(&p1).unwrap().count() {
-        Err(ClientError::NoMatchingAuthorization { message, .. }) => {
-            assert!(message.contains("stopped"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    no_match(analyst.frame(&p1).unwrap().count(), "stopped");
     analyst.close_script().unwrap();
     // The same recorded inside allow_errors goes on.
     let lenient = f.root.join("lenient.recording");
@@ -487,16 +504,7 @@ fn a_stolen_signed_request_yields_nothing_usable() {
     use triad_node::api::{self, Body, CallHeader, ErrorKind, Reply};
 
     let f = Fixture::new();
-    let data = f.root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let tables = seed::write_demo_tables(&data, 50, 5).unwrap();
-    let hospital = f.connect("hospital");
-    let handle = f.upload(
-        &hospital,
-        &tables[0].0,
-        &tables[0].1,
-        &UploadOptions::default(),
-    );
+    let (hospital, handle) = f.hospital_table(50, 5);
     let frame = hospital.frame(&handle).unwrap();
     let (query, _) = frame
         .plan(triad_plan::Output::Aggregate {
@@ -610,28 +618,9 @@ fn revocations_and_differing_roles_documents() {
     };
 
     let mut f = Fixture::new();
-    let data = f.root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let tables = seed::write_demo_tables(&data, 60, 9).unwrap();
-    let hospital = f.connect("hospital");
-    let p1 = f.upload(
-        &hospital,
-        &tables[0].0,
-        &tables[0].1,
-        &UploadOptions::default(),
-    );
+    let (hospital, p1) = f.hospital_table(60, 9);
     let analyst = f.connect("analyst");
-    let dummy_table = seed::dummy_table(&analyst.get_table(&p1).unwrap().schema, 30, 1).unwrap();
-    let d1 = analyst
-        .upload_with(
-            &dummy_table,
-            &UploadOptions {
-                dummy_for: Some(p1),
-                approvers: Vec::new(),
-            },
-        )
-        .unwrap()
-        .handle;
+    let d1 = f.generated_dummy(&analyst, &p1, 30);
     let recording = f.root.join("count.recording");
     analyst.record("count").unwrap();
     analyst.frame(&d1).unwrap().count().unwrap();
@@ -679,7 +668,16 @@ fn revocations_and_differing_roles_documents() {
     f.cluster.start_node(0).unwrap();
     f.cluster.start_node(1).unwrap();
     f.cluster.start_node(2).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Once the mesh forms, nodes 0 and 1 see node 2's other document.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(f.cluster.log_path(0)).unwrap();
+        if log.contains("roles document") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 0's log: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let hospital = f.connect("hospital");
     match hospital.tables() {
         Err(ClientError::Refused { error, .. }) => {
@@ -688,8 +686,6 @@ fn revocations_and_differing_roles_documents() {
         other => panic!("{other:?}"),
     }
     hospital.close();
-    let log = std::fs::read_to_string(f.cluster.log_path(0)).unwrap();
-    assert!(log.contains("roles document"), "node 0's log: {log}");
 
     // Installed everywhere: served again, with the revocations in force.
     f.cluster.stop();
@@ -698,12 +694,7 @@ fn revocations_and_differing_roles_documents() {
     f.cluster.start(Duration::from_secs(60)).unwrap();
     let analyst = f.connect("analyst");
     analyst.load(&approved).unwrap();
-    match analyst.frame(&p1).unwrap().count() {
-        Err(ClientError::NoMatchingAuthorization { message, .. }) => {
-            assert!(message.contains("revoked"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    no_match(analyst.frame(&p1).unwrap().count(), "revoked");
     analyst.close_script().unwrap();
     let intruder = f.connect("intruder");
     match intruder.tables() {
@@ -724,16 +715,7 @@ fn a_node_that_accepts_anything_reveals_nothing() {
         file.faults.accept_unauthorized = true;
         Config::save(&file, path).unwrap();
     });
-    let data = f.root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let tables = seed::write_demo_tables(&data, 80, 4).unwrap();
-    let hospital = f.connect("hospital");
-    let p1 = f.upload(
-        &hospital,
-        &tables[0].0,
-        &tables[0].1,
-        &UploadOptions::default(),
-    );
+    let (_hospital, p1) = f.hospital_table(80, 4);
     // Neither an analyst without a script, nor one running a script the
     // approver never signed, gets an answer.
     let analyst = f.connect("analyst");
@@ -743,16 +725,7 @@ fn a_node_that_accepts_anything_reveals_nothing() {
         }
         other => panic!("{other:?}"),
     }
-    let d1 = analyst
-        .upload_with(
-            &seed::dummy_table(&analyst.get_table(&p1).unwrap().schema, 20, 2).unwrap(),
-            &UploadOptions {
-                dummy_for: Some(p1),
-                approvers: Vec::new(),
-            },
-        )
-        .unwrap()
-        .handle;
+    let d1 = f.generated_dummy(&analyst, &p1, 20);
     let recording = f.root.join("unsigned.recording");
     analyst.record("unsigned").unwrap();
     let _ = analyst.frame(&d1).unwrap().sum("condition_x");
