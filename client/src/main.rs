@@ -93,6 +93,9 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Pipelines of approved scripts (`triad.yaml`).
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Public metadata of every table: handle, owner, rows, schema.
     Tables {
         /// List the design namespace (dummy tables) instead of production.
@@ -166,6 +169,17 @@ enum Command {
     /// Node commands (as `triad-node`), used by the local cluster.
     #[command(subcommand, hide = true)]
     Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineCommand {
+    /// Validate a pipeline file: every error at once, with its line; the
+    /// scripts must be approved. Prints the actions in dependency order.
+    Check {
+        /// The pipeline file.
+        #[arg(default_value = "triad.yaml")]
+        file: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -262,6 +276,25 @@ fn main() -> anyhow::Result<()> {
                 approved.approvals.len(),
                 out.display()
             );
+        }
+        Command::Pipeline(PipelineCommand::Check { file }) => {
+            match triad_pipeline::load(&file, &script::pipeline_script_info) {
+                Ok(pipeline) => {
+                    let names: Vec<&str> =
+                        pipeline.actions.iter().map(|a| a.name.as_str()).collect();
+                    let order = pipeline.order(&names).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("{}: valid, digest {}", file.display(), pipeline.digest());
+                    for action in order {
+                        println!("  {}", action.name);
+                    }
+                }
+                Err(errors) => {
+                    for error in &errors {
+                        eprintln!("{error}");
+                    }
+                    bail!("{}: {} errors", file.display(), errors.len());
+                }
+            }
         }
         Command::Tables { design, conn } => {
             let client = connect(&conn.conn)?;

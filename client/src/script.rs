@@ -300,6 +300,26 @@ impl ApprovedFile {
     }
 }
 
+/// What a pipeline needs to know of an approved-script file: its digest,
+/// and whether some step stores a table or reveals aggregates. Checks the
+/// file as [`ApprovedFile::load`] does.
+pub fn pipeline_script_info(path: &Path) -> Result<triad_pipeline::ScriptInfo, String> {
+    let (_, approved, _) = ApprovedFile::load(path).map_err(|e| e.to_string())?;
+    let mut info = triad_pipeline::ScriptInfo {
+        digest: approved.script.digest().to_string(),
+        stores: false,
+        reveals: false,
+    };
+    for (i, step) in approved.script.steps.iter().enumerate() {
+        let plan = Query::decode(&step.plan).map_err(|e| format!("step {i}: {e}"))?;
+        match plan.output {
+            triad_plan::Output::Store { .. } => info.stores = true,
+            _ => info.reveals = true,
+        }
+    }
+    Ok(info)
+}
+
 fn approval_views(approved: &ApprovedScript) -> Vec<ApprovalView> {
     approved
         .approvals

@@ -54,6 +54,33 @@ fn the_demo_runs_end_to_end() {
         out.contains("NoMatchingAuthorization") && out.contains("recorded 5, sent 6"),
         "{out}"
     );
+    // The approved script in a pipeline: checked, then a broken copy
+    // reports each error with its line.
+    let handles: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split("-> handle ").nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(handles.len(), 2, "{out}");
+    let pipeline = format!(
+        "version: 1\nactions:\n  seed:\n    script: seed-analysis.approved\n    inputs:\n      party1: {}\n      party2: {}\n    outputs:\n      highly_sensitive:\n        merged: table\n      moderately_sensitive:\n        sums: aggregates\n",
+        handles[0], handles[1]
+    );
+    std::fs::write(demo.join("triad.yaml"), &pipeline).unwrap();
+    let yaml = demo.join("triad.yaml");
+    let (ok, checked, err) = triad(&["pipeline", "check", yaml.to_str().unwrap()], None);
+    assert!(
+        ok && checked.contains("valid") && checked.contains("  seed"),
+        "{checked}{err}"
+    );
+    let broken = pipeline
+        .replace("    script:", "    needs: [nothing]\n    script:")
+        .replace("merged: table", "merged: aggregates");
+    std::fs::write(&yaml, broken).unwrap();
+    let (ok, _, err) = triad(&["pipeline", "check", yaml.to_str().unwrap()], None);
+    assert!(!ok, "{err}");
+    assert!(err.contains(":4:") && err.contains("nothing"), "{err}");
+    assert!(err.contains(":11:"), "{err}");
     let chart = demo.join("seed-analysis.svg");
     assert!(out.contains(&chart.display().to_string()), "{out}");
     let svg = std::fs::read_to_string(&chart).unwrap();
