@@ -121,8 +121,8 @@ pub struct AuditEntry {
     pub step: Option<u32>,
     /// The body or plan digest, hex: what exactly ran.
     pub plan: Option<String>,
-    /// What left the node and to whom, e.g. "1 word sealed to <key hex>",
-    /// "handle <h>", "nothing".
+    /// What left the node and to whom, e.g. "1 word sealed to `<key hex>`",
+    /// "handle `<h>`", "nothing".
     pub revealed: String,
     /// How it ended: ok, or the error's name.
     pub status: String,
