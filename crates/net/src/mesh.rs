@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout_at};
 use triad_ring::PartyId;
 
-use crate::config::MeshConfig;
+use crate::config::{self, MeshConfig};
 use crate::error::{ConfigProblem, NetError};
 use crate::identity::fingerprint;
 use crate::tls;
@@ -53,6 +53,9 @@ pub struct MeshListener {
     config: MeshConfig,
     /// Version sent in hellos; differs from the crate's only in tests.
     pub(crate) version: u32,
+    /// The server side for peers dialing from this host; the endpoint's own
+    /// server configuration serves the rest.
+    loopback_server: Arc<quinn::ServerConfig>,
     local_addr: SocketAddr,
     endpoint: Option<Endpoint>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -95,7 +98,9 @@ impl MeshListener {
             &config.identity,
             clients,
         )?));
-        server.transport_config(Arc::new(config.transport()?));
+        server.transport_config(Arc::new(config.transport(false)?));
+        let mut loopback_server = server.clone();
+        loopback_server.transport_config(Arc::new(config.transport(true)?));
         let socket = udp_socket(config.listen, config.socket_buffer_bytes).map_err(|source| {
             NetError::Bind {
                 address: config.listen,
@@ -105,7 +110,7 @@ impl MeshListener {
         let endpoint = {
             let _context = runtime.enter();
             Endpoint::new(
-                quinn::EndpointConfig::default(),
+                config::endpoint_config(),
                 Some(server),
                 socket,
                 Arc::new(quinn::TokioRuntime),
@@ -128,6 +133,7 @@ impl MeshListener {
         Ok(MeshListener {
             config,
             version: NET_PROTOCOL_VERSION,
+            loopback_server: Arc::new(loopback_server),
             local_addr,
             endpoint: Some(endpoint),
             runtime: Some(runtime),
@@ -174,7 +180,12 @@ impl MeshListener {
         let (Some(runtime), Some(endpoint)) = (self.runtime.take(), self.endpoint.take()) else {
             unreachable!("the runtime and endpoint are only taken here, which consumes self")
         };
-        let formed = runtime.block_on(form(&self.config, self.version, endpoint.clone()));
+        let formed = runtime.block_on(form(
+            &self.config,
+            self.version,
+            endpoint.clone(),
+            self.loopback_server.clone(),
+        ));
         match formed {
             Ok(links) => {
                 // Nobody else may join a formed mesh.
@@ -247,12 +258,14 @@ async fn form(
     config: &MeshConfig,
     version: u32,
     endpoint: Endpoint,
+    loopback_server: Arc<quinn::ServerConfig>,
 ) -> Result<Vec<Link>, NetError> {
     let me = config.party;
     let deadline = Instant::now() + config.connect_timeout;
     let timeout_ms = config.connect_timeout.as_millis() as u64;
     let mut tasks: JoinSet<Part> = JoinSet::new();
-    let transport = Arc::new(config.transport()?);
+    let transport = Arc::new(config.transport(false)?);
+    let loopback_transport = Arc::new(config.transport(true)?);
     let mut accepted = Vec::new();
     for peer in &config.peers {
         if dials_us(me, peer.party) {
@@ -264,7 +277,11 @@ async fn form(
             .ok_or(ConfigProblem::MissingAddress { party: peer.party })?;
         let crypto = tls::client_config(&config.identity, peer.certificate.clone())?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
-        client.transport_config(transport.clone());
+        client.transport_config(if config::is_loopback(address) {
+            loopback_transport.clone()
+        } else {
+            transport.clone()
+        });
         let endpoint = endpoint.clone();
         let peer = peer.party;
         tasks.spawn(async move {
@@ -274,7 +291,9 @@ async fn form(
     }
     if !accepted.is_empty() {
         let endpoint = endpoint.clone();
-        tasks.spawn(async move { accept(&endpoint, me, accepted, version, deadline).await });
+        tasks.spawn(async move {
+            accept(&endpoint, &loopback_server, me, accepted, version, deadline).await
+        });
     }
     let mut links = Vec::new();
     let mut missing = Vec::new();
@@ -402,6 +421,7 @@ fn retryable(error: &ConnectionError) -> bool {
 /// a pinned peer with a bad hello can.
 async fn accept(
     endpoint: &Endpoint,
+    loopback_server: &Arc<quinn::ServerConfig>,
     me: PartyId,
     expected: Vec<(PartyId, CertificateDer<'static>)>,
     version: u32,
@@ -422,7 +442,19 @@ async fn accept(
             Ok(None) | Err(_) => return Err(missing(&links)),
         };
         let remote = incoming.remote_address();
-        let connection = match timeout_at(deadline, incoming).await {
+        let connecting = if config::is_loopback(remote) {
+            incoming.accept_with(loopback_server.clone())
+        } else {
+            incoming.accept()
+        };
+        let connecting = match connecting {
+            Ok(connecting) => connecting,
+            Err(error) => {
+                tracing::warn!(%remote, %error, "refused a connection");
+                continue;
+            }
+        };
+        let connection = match timeout_at(deadline, connecting).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => {
                 tracing::warn!(%remote, %error, "refused a connection");
@@ -632,6 +664,41 @@ mod tests {
                 );
             }
             other => panic!("party 2: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn loopback_links_discover_a_large_mtu() {
+        use triad_ring::Transport;
+        let results = std::thread::scope(|s| {
+            let handles = listeners().map(|l| s.spawn(move || l.connect()));
+            handles.map(|h| h.join().unwrap())
+        });
+        let mut transports = results.map(|r| r.unwrap());
+        // Bulk traffic in both directions on every link, as a protocol
+        // round does; discovery runs alongside it.
+        let frame: Vec<u64> = (0..1u64 << 17).collect();
+        for _ in 0..4 {
+            for t in &mut transports {
+                let me = t.party();
+                for peer in PartyId::ALL.into_iter().filter(|p| *p != me) {
+                    t.send(peer, frame.clone()).unwrap();
+                }
+            }
+            for t in &mut transports {
+                let me = t.party();
+                for peer in PartyId::ALL.into_iter().filter(|p| *p != me) {
+                    assert_eq!(t.recv(peer).unwrap(), frame);
+                }
+            }
+        }
+        for t in &transports {
+            for mtu in t.path_mtus() {
+                assert!(
+                    mtu > 16_000,
+                    "path MTU {mtu} on loopback: discovery did not climb"
+                );
+            }
         }
     }
 }

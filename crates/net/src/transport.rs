@@ -134,6 +134,16 @@ impl QuicTransport {
         }
     }
 
+    /// The current path MTU of each link (tests check discovery).
+    #[cfg(test)]
+    pub(crate) fn path_mtus(&self) -> Vec<u16> {
+        self.links
+            .iter()
+            .flatten()
+            .map(|l| l.connection.stats().path.current_mtu)
+            .collect()
+    }
+
     fn link(&self, peer: PartyId) -> Result<&PeerLink, TransportError> {
         self.links[peer.index()]
             .as_ref()
@@ -177,6 +187,19 @@ impl QuicTransport {
                 }
             }
             for (connection, writer, reader) in tasks {
+                // Enough to tell a link that lost packets or never found a
+                // large MTU from a healthy one.
+                let stats = connection.stats();
+                tracing::debug!(
+                    remote = %connection.remote_address(),
+                    mtu = stats.path.current_mtu,
+                    rtt_us = stats.path.rtt.as_micros() as u64,
+                    cwnd = stats.path.cwnd,
+                    lost_packets = stats.path.lost_packets,
+                    datagrams_sent = stats.udp_tx.datagrams,
+                    datagrams_received = stats.udp_rx.datagrams,
+                    "link statistics"
+                );
                 connection.close(VarInt::from_u32(close_code::DONE), b"closed");
                 writer.abort();
                 reader.abort();
