@@ -309,6 +309,20 @@ fn recorded_scripts_run_unchanged_and_only_unchanged() {
     let clear = seed::seed_analysis_clear(&tables[0].0, &tables[1].0, &seed::SEED_MONTHS).unwrap();
     let clear: Vec<Option<i64>> = clear.into_iter().map(|(_, v)| v).collect();
     assert_eq!(results, clear);
+    // The merge the script stored belongs to the analyst, who still cannot
+    // query it outside the script.
+    let owner = hex_encode(f.key("analyst").public().as_bytes());
+    let stored: Vec<Handle> = analyst
+        .tables()
+        .unwrap()
+        .iter()
+        .filter(|t| t.owner == owner)
+        .map(|t| t.handle)
+        .collect();
+    assert!(!stored.is_empty());
+    for handle in &stored {
+        no_match(analyst.frame(handle).unwrap().count(), "no approved script");
+    }
     // It can run again after closing.
     analyst.load(&approved).unwrap();
     assert_eq!(analysis(&analyst, &p1, &p2, APPROVED).unwrap(), clear);

@@ -568,6 +568,7 @@ fn upload_policy(shared: &Shared, mode: Mode, body: &UploadBody) -> Result<Table
         namespace: authz::namespace(mode),
         dummy_for: body.dummy_for,
         approvers,
+        restricted: false,
     })
 }
 

@@ -129,7 +129,7 @@ pub(crate) fn authorize_query(
             }
         };
         let info = visible_table(store, &handle, mode)?;
-        owns_all &= info.owner == me;
+        owns_all &= info.owner == me && !info.policy.restricted;
         approvers.extend(info.policy.approvers.iter().cloned());
         step_inputs.push(handle);
     }
@@ -137,6 +137,7 @@ pub(crate) fn authorize_query(
         namespace: namespace(mode),
         dummy_for: None,
         approvers: approvers.into_iter().collect(),
+        restricted: !owns_all,
     };
     #[cfg(feature = "fault-injection")]
     if config.file.faults.accept_unauthorized {

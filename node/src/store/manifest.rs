@@ -81,6 +81,11 @@ pub struct TablePolicy {
     /// reading the table; empty means any one user with the approver role.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// A query result derived from tables its requester did not own (a
+    /// step of an approved script): its owner may delete it, but queries
+    /// it only through approved scripts, as it would its sources.
+    #[serde(default)]
+    pub restricted: bool,
 }
 
 impl TablePolicy {
@@ -489,6 +494,7 @@ mod tests {
                 namespace: Namespace::Design,
                 dummy_for: Some("cd".repeat(32).parse().unwrap_or_else(|_| unreachable!())),
                 approvers: vec!["ef".repeat(32)],
+                restricted: true,
             },
         };
         Manifest {
