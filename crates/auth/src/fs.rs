@@ -105,3 +105,12 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), AuthError> {
     let _ = path;
     Ok(())
 }
+
+/// A fresh, empty directory for one test, named after it and the process.
+#[cfg(test)]
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("triad-auth-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -265,18 +265,11 @@ impl FromStr for UserPublicKey {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::PathBuf;
 
     use proptest::prelude::*;
 
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("triad-auth-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::fs::temp_dir;
 
     #[test]
     fn save_and_load_round_trip_with_a_private_file() {

@@ -385,18 +385,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::fs::temp_dir;
     use crate::key::UserKey;
     use crate::request::{DeploymentId, Digest, Mode, REQUEST_VERSION, Request};
     use crate::seal::X25519Public;
 
     const NOW: u64 = 1_700_000_000;
     const WINDOW: u64 = 300;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("triad-auth-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
 
     fn signed(key: &UserKey, issued_at: u64) -> SignedRequest {
         Request {

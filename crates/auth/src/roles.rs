@@ -622,18 +622,11 @@ pub enum RolesFileProblem {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::PathBuf;
 
     use proptest::prelude::*;
 
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("triad-auth-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::fs::temp_dir;
 
     fn deployment() -> DeploymentId {
         DeploymentId::from_bytes([5; 32])
