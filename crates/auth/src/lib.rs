@@ -93,6 +93,7 @@ pub use roles::{
 };
 pub use script::{
     APPROVAL_DOMAIN, APPROVED_BYTES_MAX, Approval, ApprovedScript, SCRIPT_DOMAIN, SCRIPT_VERSION,
-    Script, ScriptError, ScriptStep, SignedApproval, parse_step_reference, step_reference,
+    Script, ScriptError, ScriptStep, SignedApproval, output_reference, parse_output_reference,
+    parse_step_reference, step_reference,
 };
 pub use seal::{ResultContext, ResultSecret, SEAL_DOMAIN, Sealed, X25519Public, open, seal};

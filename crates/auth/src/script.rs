@@ -53,6 +53,26 @@ pub fn parse_step_reference(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// How a recorded plan names a table stored by step `step` of another
+/// approved script `script` (a pipeline's earlier action): the table's
+/// handle is only known once that script has run on production data, the
+/// script and step that make it are known when recording.
+pub fn output_reference(script: &Digest, step: u32) -> String {
+    format!("output:{script}:{step}")
+}
+
+/// The script and step an [`output_reference`] names, if `text` is one.
+pub fn parse_output_reference(text: &str) -> Option<(Digest, u32)> {
+    let rest = text.strip_prefix("output:")?;
+    let (digest, step) = rest.split_once(':')?;
+    if digest.len() != 64 || digest.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let digest: Digest = digest.parse().ok()?;
+    let step = parse_step_reference(&format!("step:{step}"))?;
+    Some((digest, step))
+}
+
 /// Why a script, an approval or an approved script is not acceptable.
 /// Names what differs; carries no secret (there is none here).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,7 +180,10 @@ pub struct Approval {
 }
 
 impl Approval {
-    fn signed_bytes(&self) -> Vec<u8> {
+    /// The bytes an approver signs, in [`APPROVAL_DOMAIN`]: the approval's
+    /// canonical encoding. Public so that a signer outside this crate (a
+    /// browser, through the portal) can sign exactly these bytes.
+    pub fn signed_bytes(&self) -> Vec<u8> {
         bincode::serde::encode_to_vec(self, ENCODING).expect("an approval always encodes")
     }
 
@@ -191,6 +214,21 @@ pub struct SignedApproval {
 }
 
 impl SignedApproval {
+    /// An approval and a signature made elsewhere (by the approver's
+    /// browser, say) over its [`signed_bytes`](Approval::signed_bytes) in
+    /// [`APPROVAL_DOMAIN`]; verified before it is returned.
+    pub fn from_parts(
+        approval: Approval,
+        signature: [u8; 64],
+    ) -> Result<SignedApproval, ScriptError> {
+        let signed = SignedApproval {
+            approval,
+            signature: Signature::from_bytes(signature),
+        };
+        signed.verify()?;
+        Ok(signed)
+    }
+
     /// Checks the signature (ed25519 `verify_strict`) and the version.
     pub fn verify(&self) -> Result<(), ScriptError> {
         check_version("approval", self.approval.version)?;
@@ -432,6 +470,32 @@ mod tests {
         let (analyst, _, approved, _) = fixture();
         let approval = approved.approvals[0].approval.clone();
         assert!(approval.sign(&analyst).is_err());
+    }
+
+    #[test]
+    fn output_references_round_trip_and_parse_only_canonically() {
+        let digest = Digest::of(b"a script");
+        let text = output_reference(&digest, 3);
+        assert_eq!(parse_output_reference(&text), Some((digest, 3)));
+        assert_eq!(parse_output_reference(&text.to_uppercase()), None);
+        assert_eq!(parse_output_reference(&format!("output:{digest}:03")), None);
+        assert_eq!(parse_output_reference(&format!("output:{digest}")), None);
+        assert_eq!(parse_output_reference(&format!("output:{digest}:")), None);
+        assert_eq!(parse_output_reference("output:ab:1"), None);
+        assert_eq!(parse_output_reference(&step_reference(1)), None);
+        assert_eq!(parse_step_reference(&text), None);
+    }
+
+    #[test]
+    fn an_approval_signed_elsewhere_is_verified_when_assembled() {
+        let (_, approver, approved, _) = fixture();
+        let approval = approved.approvals[0].approval.clone();
+        let signature = approver.sign_in_domain(APPROVAL_DOMAIN, &approval.signed_bytes());
+        let signed = SignedApproval::from_parts(approval.clone(), *signature.as_bytes()).unwrap();
+        assert_eq!(signed, approved.approvals[0]);
+        let mut other = approval;
+        other.expires_at += 1;
+        assert!(SignedApproval::from_parts(other, *signature.as_bytes()).is_err());
     }
 
     #[test]
