@@ -140,6 +140,10 @@ pub enum ErrorKind {
     /// script that stores nothing, aggregates from one that reveals nothing,
     /// or a script that reveals with no `moderately_sensitive` output.
     ScriptMismatch,
+    /// The action's inputs are not the tables its script reads: a handle
+    /// the script reads that no input lists, an input the script does not
+    /// read, or another action's table the script reads through no input.
+    InputMismatch,
 }
 
 /// Errors as handed back: sorted by place, then kind and message, without

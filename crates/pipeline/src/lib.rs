@@ -52,7 +52,12 @@
 //!   with polars behind it; [`Pipeline::validate`] takes a checker returning
 //!   a [`ScriptInfo`], and checks outputs against what the script does.
 //!   A script that reveals must have an `aggregates` output: whatever leaves
-//!   the nodes is labelled.
+//!   the nodes is labelled. When the checker also says which tables the
+//!   script reads ([`ScriptBindings`]), the action's inputs must be exactly
+//!   those: its handle inputs the production tables the script names, and
+//!   each `action.output` input a table that other action's script stores
+//!   (its `table` outputs, in file order, are its storing steps in order)
+//!   and this script reads by that script's digest and step.
 //! - **Inputs read tables.** An input is a handle or a `table` output of an
 //!   action in `needs`; revealed aggregates are not on the nodes to read.
 //! - **The digest is of the meaning, not the text.** [`Pipeline::digest`]
@@ -85,8 +90,8 @@ use serde::Serialize;
 
 pub use error::{Error, ErrorKind, Position};
 pub use model::{
-    Action, Input, InputSource, Level, Output, OutputKind, Pipeline, PipelineDigest, ScriptInfo,
-    Spanned,
+    Action, Input, InputSource, Level, Output, OutputKind, Pipeline, PipelineDigest,
+    ScriptBindings, ScriptInfo, Spanned,
 };
 
 use error::{Report, finish};

@@ -161,6 +161,25 @@ pub struct ScriptInfo {
     /// Some step reveals aggregates: needed for an `aggregates` output, and
     /// then the action must declare one.
     pub reveals: bool,
+    /// Which tables the script reads and stores, when the checker knows:
+    /// then the action's inputs must be exactly what the script reads.
+    pub bindings: Option<ScriptBindings>,
+}
+
+/// The tables an approved script reads and the steps that store, against
+/// which an action's inputs and outputs are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptBindings {
+    /// The steps that store a table, in order: the action's `table`
+    /// outputs, in file order, name them.
+    pub stored_steps: Vec<u32>,
+    /// The production tables (handles) the script reads: each must be a
+    /// handle input of the action, and each handle input one of these.
+    pub reads: Vec<String>,
+    /// The tables of other approved scripts it reads, as (script digest,
+    /// step): each must be an input naming the `table` output that step
+    /// stores.
+    pub reads_outputs: Vec<(String, u32)>,
 }
 
 /// A pipeline's digest: BLAKE3 over its canonical form, shown as 64

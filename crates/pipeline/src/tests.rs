@@ -48,6 +48,7 @@ fn scripts(path: &Path) -> Result<ScriptInfo, String> {
         digest: "00".repeat(32),
         stores,
         reveals,
+        bindings: None,
     })
 }
 
@@ -579,6 +580,7 @@ fn load_resolves_scripts_next_to_the_file() {
             digest: String::new(),
             stores: !reveals,
             reveals,
+            bindings: None,
         })
     };
     let pipeline = load(&path, &check).expect("valid");
@@ -669,4 +671,83 @@ proptest! {
         let edited = format!("{}{}{}", &text[..start], insert, &text[end..]);
         exercise(&edited);
     }
+}
+
+/// Scripts that say what they read: merge reads the two handles and
+/// stores at step 2; sums reads merge's step 2.
+fn bound_scripts(path: &Path) -> Result<ScriptInfo, String> {
+    let merge = "aa".repeat(32);
+    let (digest, stores, reveals, bindings) = match path.to_str() {
+        Some("scripts/merge.approved") => (
+            merge.clone(),
+            true,
+            false,
+            ScriptBindings {
+                stored_steps: vec![2],
+                reads: vec![handle("3f2a"), handle("9b1c")],
+                reads_outputs: vec![],
+            },
+        ),
+        Some("scripts/sums.approved") => (
+            "bb".repeat(32),
+            false,
+            true,
+            ScriptBindings {
+                stored_steps: vec![],
+                reads: vec![],
+                reads_outputs: vec![(merge, 2)],
+            },
+        ),
+        _ => return Err("no such file".into()),
+    };
+    Ok(ScriptInfo {
+        digest,
+        stores,
+        reveals,
+        bindings: Some(bindings),
+    })
+}
+
+#[test]
+fn inputs_must_be_what_the_scripts_read() {
+    let bound = |text: &str| match load_str(text, "triad.yaml", &bound_scripts) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
+    };
+    assert_eq!(bound(&base()), Vec::new());
+
+    // A handle the script does not read, in place of one it does.
+    let errors = bound(&edit(&base(), &handle("9b1c"), &handle("77")));
+    let kinds: Vec<_> = errors.iter().map(|e| (e.kind, e.line)).collect();
+    assert_eq!(
+        kinds,
+        vec![(ErrorKind::InputMismatch, 4), (ErrorKind::InputMismatch, 7)],
+        "{errors:#?}"
+    );
+    assert!(errors[0].message.contains(&handle("9b1c")), "{}", errors[0]);
+    assert!(errors[1].message.contains(&handle("77")), "{}", errors[1]);
+
+    // The sums script reads merge's table, but no input names it.
+    let errors = bound(&edit(
+        &base(),
+        "    inputs:\n      merged: merge_tables.merged\n",
+        "",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::InputMismatch);
+    assert!(
+        errors[0].message.contains("step 2 of script"),
+        "{}",
+        errors[0]
+    );
+
+    // Two table outputs for a script that stores one.
+    let errors = bound(&edit(
+        &base(),
+        "        merged: table\n",
+        "        merged: table\n        other: table\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::ScriptMismatch);
+    assert!(errors[0].message.contains("stores 1"), "{}", errors[0]);
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Position, Report};
-use crate::model::{Action, InputSource, Level, OutputKind, Pipeline, ScriptInfo};
+use crate::model::{Action, InputSource, Level, OutputKind, Pipeline, ScriptBindings, ScriptInfo};
 use crate::parse::suggestion;
 
 /// The actions a pipeline's needs connect, by index into `actions`.
@@ -143,6 +143,15 @@ pub(crate) fn validate(
                 .entry(action.script.value.as_str())
                 .or_insert_with(|| check_script(Path::new(&action.script.value)));
             check_script_outputs(action, script, report);
+        }
+    }
+    for action in &pipeline.actions {
+        if let Some(Ok(ScriptInfo {
+            bindings: Some(bindings),
+            ..
+        })) = scripts.get(action.script.value.as_str())
+        {
+            check_bindings(&graph, &scripts, action, bindings, report);
         }
     }
     let keep = vec![true; pipeline.actions.len()];
@@ -287,6 +296,24 @@ fn check_script_outputs(action: &Action, script: &Result<ScriptInfo, String>, re
             ),
         );
     }
+    let tables = action
+        .outputs
+        .iter()
+        .filter(|o| o.kind == OutputKind::Table)
+        .count();
+    let stored = info.bindings.as_ref().map(|b| b.stored_steps.len());
+    if let Some(stored) = stored
+        && tables > 0
+        && stored != tables
+    {
+        report.push(
+            action.script.position,
+            ErrorKind::ScriptMismatch,
+            format!(
+                "action {name:?} declares {tables} table output(s), but script {path:?} stores {stored}: the table outputs name its storing steps in order"
+            ),
+        );
+    }
     // Whatever a script reveals must be labelled, or it would leave the
     // nodes without a level for the release review to see.
     // (Not when the action has no outputs at all: that is reported already.)
@@ -304,6 +331,103 @@ fn check_script_outputs(action: &Action, script: &Result<ScriptInfo, String>, re
                 "script {path:?} reveals aggregates, but action {name:?} declares no aggregates output for them"
             ),
         );
+    }
+}
+
+/// The inputs are exactly the tables the script reads. An action's
+/// `table` outputs, in file order, are the tables its script's storing
+/// steps make, in step order; so an input `a.o` is one step of `a`'s
+/// script, which the reading script must name by that script and step.
+fn check_bindings(
+    graph: &Graph,
+    scripts: &BTreeMap<&str, Result<ScriptInfo, String>>,
+    action: &Action,
+    info: &ScriptBindings,
+    report: &mut Report,
+) {
+    let name = &action.name;
+    let path = &action.script.value;
+    let mut provided = BTreeSet::new();
+    for input in &action.inputs {
+        match &input.source {
+            InputSource::Handle(handle) => {
+                if !info.reads.contains(handle) {
+                    report.push(
+                        input.position,
+                        ErrorKind::InputMismatch,
+                        format!(
+                            "input {:?} of action {name:?} is table {handle}, which script {path:?} does not read",
+                            input.name
+                        ),
+                    );
+                }
+            }
+            InputSource::Output {
+                action: source,
+                output,
+            } => {
+                let Some(&j) = graph.index.get(source.as_str()) else {
+                    continue; // reported by check_inputs
+                };
+                let producer = &graph.pipeline.actions[j];
+                let Some(Ok(ScriptInfo {
+                    digest,
+                    bindings: Some(made),
+                    ..
+                })) = scripts.get(producer.script.value.as_str())
+                else {
+                    continue; // its script is reported on its own action
+                };
+                let Some(k) = producer
+                    .outputs
+                    .iter()
+                    .filter(|o| o.kind == OutputKind::Table)
+                    .position(|o| o.name == *output)
+                else {
+                    continue; // reported by check_inputs
+                };
+                let Some(&step) = made.stored_steps.get(k) else {
+                    continue; // reported by check_script_outputs
+                };
+                let reference = (digest.clone(), step);
+                if !info.reads_outputs.contains(&reference) {
+                    report.push(
+                        input.position,
+                        ErrorKind::InputMismatch,
+                        format!(
+                            "input {:?} of action {name:?} is \"{source}.{output}\" (step {step} of script {:?}), which script {path:?} does not read",
+                            input.name, producer.script.value
+                        ),
+                    );
+                }
+                provided.insert(reference);
+            }
+        }
+    }
+    for handle in &info.reads {
+        let listed = action
+            .inputs
+            .iter()
+            .any(|i| matches!(&i.source, InputSource::Handle(h) if h == handle));
+        if !listed {
+            report.push(
+                action.script.position,
+                ErrorKind::InputMismatch,
+                format!("script {path:?} of action {name:?} reads table {handle}, which no input of the action lists"),
+            );
+        }
+    }
+    for (digest, step) in &info.reads_outputs {
+        if !provided.contains(&(digest.clone(), *step)) {
+            let short = digest.get(..16).unwrap_or(digest);
+            report.push(
+                action.script.position,
+                ErrorKind::InputMismatch,
+                format!(
+                    "script {path:?} of action {name:?} reads the table step {step} of script {short}… stores, which no input of the action names"
+                ),
+            );
+        }
     }
 }
 
