@@ -8,6 +8,7 @@
 use triad_plan::{Agg, Aggregation, ColumnInfo, GroupForm, bits_for};
 use triad_ring::{Arith, Bits, Session, SortAlgorithm, SortKey, Transport};
 
+use crate::release::{self, COUNT_BITS, ReleasePolicy};
 use crate::{ExecError, SecretTable};
 
 /// What an aggregate query returns: the public gate outcomes and shares of
@@ -16,7 +17,37 @@ use crate::{ExecError, SecretTable};
 /// Word layout, per passing group in order: for a sorted group-by, one word
 /// per key first; then per aggregation [`Agg::words`] words:
 /// sum; count; mean as (sum, count); var as (sum, count, sum of squares);
-/// min or max as the value.
+/// min or max as the value. A plain aggregate is one passing group with no
+/// keys. With `P` passing groups of `W` words each, `words` has `P * W`
+/// words.
+///
+/// # Under a release policy
+///
+/// When the deployment sets [`Policy::release`](crate::Policy::release)
+/// (`rule` is then `Some`), the same `P * W` words come first, in the same
+/// order, transformed per group:
+///
+/// - every *count* word (a count, and the count of a mean or a var) is the
+///   policy's rounded count of that count ([`ReleasePolicy::apply_plain`]),
+///   or 0 where the group is redacted;
+/// - every *sum* word (a sum, and the sum and the sum of squares of a mean
+///   or a var) is the exact sum, or 0 where the group is redacted;
+/// - key words are unchanged (a redacted group's key is still shown);
+/// - min and max are refused ([`ExecError::Unsupported`]) before anything
+///   runs.
+///
+/// Then `P` more words, one per passing group in the same order: its
+/// redaction bit, 1 where redacted, 0 where released. So `words` has
+/// `P * W + P` words; [`released_layout`](crate::release::released_layout)
+/// splits them. A group is redacted when any count its gate compared with
+/// the threshold (its selected rows, and the non-null rows of each
+/// nullable aggregated column) is at most
+/// [`ReleasePolicy::redaction_bound`]. Means and variances are for the
+/// client to derive from the released sums and the *rounded* count (so
+/// they are approximate, by design: the exact count is never released).
+///
+/// [`ReleasePolicy::apply_plain`]: crate::ReleasePolicy::apply_plain
+/// [`ReleasePolicy::redaction_bound`]: crate::ReleasePolicy::redaction_bound
 #[derive(Debug)]
 pub struct Answer {
     /// Gate outcome per candidate group (one entry for a plain aggregate;
@@ -25,6 +56,192 @@ pub struct Answer {
     pub passed: Vec<bool>,
     /// Shares of the result words.
     pub words: Arith,
+    /// The release rule applied ([`ReleasePolicy::describe`]), `None` when
+    /// the deployment has no release policy; to be shown with the result.
+    ///
+    /// [`ReleasePolicy::describe`]: crate::ReleasePolicy::describe
+    pub rule: Option<String>,
+}
+
+/// One word of every passing group's layout, naming the column (one
+/// element per passing group) it is taken from.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// A key's value (sorted group-bys): index into `Columns::keys`.
+    Key(usize),
+    /// A gate count (a count, or the count of a mean or a var): index into
+    /// `Columns::counts`.
+    Count(usize),
+    /// An additive word (a sum, or a sum of squares): index into
+    /// `Columns::sums`.
+    Sum(usize),
+    /// Anything else (min, max): index into `Columns::others`.
+    Other(usize),
+}
+
+/// The passing groups' results column by column, each column one element
+/// per passing group, before they are laid out as words.
+struct Columns {
+    passed: Vec<bool>,
+    /// The words of one group.
+    layout: Vec<Slot>,
+    keys: Vec<Arith>,
+    /// Every count the gate compared with the threshold, per group.
+    counts: Vec<Arith>,
+    sums: Vec<Arith>,
+    others: Vec<Arith>,
+}
+
+/// Elements `at` of `x`, in order, as one column.
+fn gather(x: &Arith, at: &[usize]) -> Arith {
+    let parts: Vec<Arith> = at.iter().map(|&i| x.slice(i..i + 1)).collect();
+    Arith::concat(&parts.iter().collect::<Vec<_>>())
+}
+
+/// Lays out the words of `columns`, after releasing them under `release`.
+/// Without a policy this sends nothing and the words are the groups' words
+/// as they were computed.
+fn finish<T: Transport>(
+    s: &mut Session<T>,
+    columns: Columns,
+    rows: usize,
+    release: Option<&ReleasePolicy>,
+) -> Result<Answer, ExecError> {
+    let Columns {
+        passed,
+        layout,
+        keys,
+        mut counts,
+        mut sums,
+        others,
+    } = columns;
+    let groups = passed.iter().filter(|p| **p).count();
+    let mut redacted = None;
+    let mut rule = None;
+    if let Some(policy) = release {
+        if !others.is_empty() {
+            return Err(ExecError::Unsupported(
+                "min or max under the deployment's release policy".into(),
+            ));
+        }
+        if rows as u128 >= 1u128 << COUNT_BITS {
+            return Err(ExecError::Unsupported(format!(
+                "release policy: counts over {rows} rows do not fit in {COUNT_BITS} bits"
+            )));
+        }
+        let released = release_columns(s, &counts, &sums, policy)?;
+        counts = released.counts;
+        sums = released.sums;
+        redacted = Some(released.redacted);
+        rule = Some(released.rule);
+    }
+    let mut out: Vec<Arith> = Vec::with_capacity(groups * layout.len() + 1);
+    for g in 0..groups {
+        for slot in &layout {
+            let column = match *slot {
+                Slot::Key(i) => &keys[i],
+                Slot::Count(i) => &counts[i],
+                Slot::Sum(i) => &sums[i],
+                Slot::Other(i) => &others[i],
+            };
+            out.push(column.slice(g..g + 1));
+        }
+    }
+    out.extend(redacted);
+    Ok(Answer {
+        passed,
+        words: Arith::concat(&out.iter().collect::<Vec<_>>()),
+        rule,
+    })
+}
+
+/// Released count columns, sum columns and the group's redaction bits.
+struct ReleasedColumns {
+    counts: Vec<Arith>,
+    sums: Vec<Arith>,
+    redacted: Arith,
+    rule: String,
+}
+
+/// Applies `policy` to every gate count of the passing groups (`counts`,
+/// one column per gated count, one element per group): a group is
+/// redacted when any of its counts is; its counts are rounded (0 where
+/// redacted) and its `sums` kept (0 where redacted). Rounds and bytes
+/// depend on the numbers of groups, counts and sums only.
+fn release_columns<T: Transport>(
+    s: &mut Session<T>,
+    counts: &[Arith],
+    sums: &[Arith],
+    policy: &ReleasePolicy,
+) -> Result<ReleasedColumns, ExecError> {
+    let rule = policy.describe();
+    let Some(first) = counts.first() else {
+        return Err(ExecError::Unsupported(
+            "release policy: an answer with no count to release".into(),
+        ));
+    };
+    let groups = first.len();
+    if groups == 0 {
+        return Ok(ReleasedColumns {
+            counts: counts.iter().map(|_| Arith::zeros(0)).collect(),
+            sums: sums.iter().map(|_| Arith::zeros(0)).collect(),
+            redacted: Arith::zeros(0),
+            rule,
+        });
+    }
+    if counts.len() == 1 {
+        // The common case: the policy suppresses the sums itself.
+        let sum_refs: Vec<&Arith> = sums.iter().collect();
+        let released = release::apply(s, first, &sum_refs, policy)?;
+        return Ok(ReleasedColumns {
+            counts: vec![released.counts],
+            sums: released.sums,
+            redacted: released.redacted,
+            rule,
+        });
+    }
+    // Several counts per group (nullable aggregated columns): release them
+    // all at once, then redact the group where any of them is redacted.
+    let k = counts.len();
+    let stacked = Arith::concat(&counts.iter().collect::<Vec<_>>());
+    let released = release::apply_to_counts(s, &stacked, policy)?;
+    let id = s.id();
+    let mut keep: Vec<Arith> = (0..k)
+        .map(|w| {
+            released
+                .redacted
+                .slice(w * groups..(w + 1) * groups)
+                .neg()
+                .add_public(id, 1)
+        })
+        .collect();
+    // AND of the keep bits, as a balanced tree of batched products.
+    while keep.len() > 1 {
+        let pairs: Vec<(&Arith, &Arith)> = keep
+            .chunks_exact(2)
+            .map(|pair| (&pair[0], &pair[1]))
+            .collect();
+        let mut next = s.mul_many(&pairs)?;
+        if keep.len() % 2 == 1 {
+            next.extend(keep.pop());
+        }
+        keep = next;
+    }
+    let keep = keep.pop().unwrap_or_else(|| Arith::zeros(groups));
+    let redacted = keep.neg().add_public(id, 1);
+    let rounded: Vec<Arith> = (0..k)
+        .map(|w| released.counts.slice(w * groups..(w + 1) * groups))
+        .collect();
+    let mut pairs: Vec<(&Arith, &Arith)> = rounded.iter().map(|c| (&keep, c)).collect();
+    pairs.extend(sums.iter().map(|x| (&keep, x)));
+    let mut kept = s.mul_many(&pairs)?;
+    let sums = kept.split_off(k);
+    Ok(ReleasedColumns {
+        counts: kept,
+        sums,
+        redacted,
+        rule,
+    })
 }
 
 fn value_of<'a>(
@@ -72,13 +289,14 @@ fn weights<T: Transport>(
     })
 }
 
-/// One aggregate of `table`.
+/// One aggregate of `table`, released under `release` if set.
 pub(crate) fn aggregate<T: Transport>(
     s: &mut Session<T>,
     table: &SecretTable,
     aggregation: &Aggregation,
     column: Option<&ColumnInfo>,
     threshold: u64,
+    release: Option<&ReleasePolicy>,
 ) -> Result<Answer, ExecError> {
     let n = table.rows;
     let value = column.map(|c| value_of(table, c)).transpose()?;
@@ -91,35 +309,47 @@ pub(crate) fn aggregate<T: Transport>(
     if !passed[0] {
         return Err(ExecError::ThresholdNotMet { threshold });
     }
-    let words = match (aggregation.agg, value, column) {
-        (Agg::Count, _, _) => count,
+    let mut columns = Columns {
+        passed,
+        layout: Vec::new(),
+        keys: Vec::new(),
+        counts: Vec::new(),
+        sums: Vec::new(),
+        others: Vec::new(),
+    };
+    match (aggregation.agg, value, column) {
+        (Agg::Count, _, _) => {
+            columns.layout = vec![Slot::Count(0)];
+        }
         (agg @ (Agg::Sum | Agg::Mean | Agg::Var), Some((x, _)), _) => {
             let squares = if agg == Agg::Var {
                 Some(s.mul(x, x)?)
             } else {
                 None
             };
-            let mut columns: Vec<&Arith> = vec![x];
-            columns.extend(squares.as_ref());
+            let mut summed: Vec<&Arith> = vec![x];
+            summed.extend(squares.as_ref());
             let sums = match &w {
                 Some(w) => {
-                    let pairs: Vec<(&Arith, &Arith)> = columns.iter().map(|c| (w, *c)).collect();
+                    let pairs: Vec<(&Arith, &Arith)> = summed.iter().map(|c| (w, *c)).collect();
                     s.inner_products(&pairs)?
                 }
                 // Every row counts: plain sums, no message.
                 None => {
-                    let parts: Vec<Arith> = columns.iter().map(|c| s.sum(c)).collect();
+                    let parts: Vec<Arith> = summed.iter().map(|c| s.sum(c)).collect();
                     Arith::concat(&parts.iter().collect::<Vec<_>>())
                 }
             };
-            match agg {
-                Agg::Sum => sums,
-                Agg::Mean => Arith::concat(&[&sums, &count]),
-                _ => Arith::concat(&[&sums.slice(0..1), &count, &sums.slice(1..2)]),
-            }
+            columns.layout = match agg {
+                Agg::Sum => vec![Slot::Sum(0)],
+                Agg::Mean => vec![Slot::Sum(0), Slot::Count(0)],
+                _ => vec![Slot::Sum(0), Slot::Count(0), Slot::Sum(1)],
+            };
+            columns.sums = (0..sums.len()).map(|i| sums.slice(i..i + 1)).collect();
         }
         (agg @ (Agg::Min | Agg::Max), Some((x, _)), Some(info)) => {
-            extreme(s, x, w.as_ref(), info, agg == Agg::Max)?
+            columns.layout = vec![Slot::Other(0)];
+            columns.others = vec![extreme(s, x, w.as_ref(), info, agg == Agg::Max)?];
         }
         _ => {
             return Err(ExecError::Unsupported(format!(
@@ -127,8 +357,9 @@ pub(crate) fn aggregate<T: Transport>(
                 aggregation.agg.name()
             )));
         }
-    };
-    Ok(Answer { passed, words })
+    }
+    columns.counts = vec![count];
+    finish(s, columns, n, release)
 }
 
 /// Smallest (or largest) selected value: unselected rows are replaced by
@@ -204,7 +435,8 @@ fn stack_bits(parts: &[Bits], len: usize) -> Result<Bits, ExecError> {
     Ok(Bits::from_components(padded(len) * parts.len(), own, next)?)
 }
 
-/// Per-group aggregates.
+/// Per-group aggregates, released under `release` if set.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn group_by<T: Transport>(
     s: &mut Session<T>,
     table: &SecretTable,
@@ -213,13 +445,15 @@ pub(crate) fn group_by<T: Transport>(
     threshold: u64,
     form: &GroupForm,
     algorithm: SortAlgorithm,
+    release: Option<&ReleasePolicy>,
 ) -> Result<Answer, ExecError> {
-    match form {
+    let columns = match form {
         GroupForm::Domain { combinations } => {
-            domain_group_by(s, table, keys, aggregations, threshold, combinations)
+            domain_group_by(s, table, keys, aggregations, threshold, combinations)?
         }
-        GroupForm::Sorted => sorted_group_by(s, table, keys, aggregations, threshold, algorithm),
-    }
+        GroupForm::Sorted => sorted_group_by(s, table, keys, aggregations, threshold, algorithm)?,
+    };
+    finish(s, columns, table.rows, release)
 }
 
 /// Sums of weighted terms for one aggregation, with the weights it needs.
@@ -235,7 +469,7 @@ fn domain_group_by<T: Transport>(
     aggregations: &[(Aggregation, Option<ColumnInfo>)],
     threshold: u64,
     combinations: &[Vec<i64>],
-) -> Result<Answer, ExecError> {
+) -> Result<Columns, ExecError> {
     let n = table.rows;
     let id = s.id();
     let pad = padded(n);
@@ -348,62 +582,68 @@ fn domain_group_by<T: Transport>(
             _ => None,
         });
     }
-    let mut pairs: Vec<(&Arith, &Arith)> = Vec::new();
-    let mut layout: Vec<Vec<Word>> = Vec::new();
-    for (g, ok) in passed.iter().enumerate() {
-        if !ok {
-            continue;
-        }
-        let mut words = Vec::new();
-        for (((a, info), term), sq) in aggregations.iter().zip(&terms).zip(&squares) {
-            let w = &weights[term.weight][g];
-            let count = Word::Count(term.weight * c + g);
-            let x = match info {
-                Some(info) => Some(value_of(table, info)?.0),
-                None => None,
-            };
-            match (a.agg, x) {
-                (Agg::Count, _) => words.push(count),
-                (Agg::Sum, Some(x)) | (Agg::Mean, Some(x)) | (Agg::Var, Some(x)) => {
-                    pairs.push((w, x));
-                    words.push(Word::Product(pairs.len() - 1));
-                    if a.agg != Agg::Sum {
-                        words.push(count);
-                    }
-                    if let (Agg::Var, Some(sq)) = (a.agg, sq) {
-                        pairs.push((w, sq));
-                        words.push(Word::Product(pairs.len() - 1));
-                    }
+    // One group's words, and the (weight, value) products behind its sums.
+    let mut layout: Vec<Slot> = Vec::new();
+    let mut products: Vec<(usize, &Arith)> = Vec::new();
+    let mut refused = None;
+    for (((a, info), term), sq) in aggregations.iter().zip(&terms).zip(&squares) {
+        let count = Slot::Count(term.weight);
+        let x = match info {
+            Some(info) => Some(value_of(table, info)?.0),
+            None => None,
+        };
+        match (a.agg, x) {
+            (Agg::Count, _) => layout.push(count),
+            (Agg::Sum, Some(x)) | (Agg::Mean, Some(x)) | (Agg::Var, Some(x)) => {
+                products.push((term.weight, x));
+                layout.push(Slot::Sum(products.len() - 1));
+                if a.agg != Agg::Sum {
+                    layout.push(count);
                 }
-                _ => {
-                    return Err(ExecError::Unsupported(format!(
-                        "{} per group",
-                        a.agg.name()
-                    )));
+                if let (Agg::Var, Some(sq)) = (a.agg, sq) {
+                    products.push((term.weight, sq));
+                    layout.push(Slot::Sum(products.len() - 1));
                 }
             }
-        }
-        layout.push(words);
-    }
-    let products = s.inner_products(&pairs)?;
-    let mut out: Vec<Arith> = Vec::new();
-    for words in layout {
-        for w in words {
-            out.push(match w {
-                Word::Count(i) => counts.slice(i..i + 1),
-                Word::Product(i) => products.slice(i..i + 1),
-            });
+            _ => {
+                refused.get_or_insert_with(|| {
+                    ExecError::Unsupported(format!("{} per group", a.agg.name()))
+                });
+            }
         }
     }
-    Ok(Answer {
+    let passing: Vec<usize> = (0..c).filter(|g| passed[*g]).collect();
+    // Refused only once a group passed, as nothing is computed before.
+    if let (Some(error), false) = (refused, passing.is_empty()) {
+        return Err(error);
+    }
+    // Sums only for passing groups, group after group.
+    let mut pairs: Vec<(&Arith, &Arith)> = Vec::new();
+    for &g in &passing {
+        pairs.extend(products.iter().map(|(w, x)| (&weights[*w][g], *x)));
+    }
+    let sums = s.inner_products(&pairs)?;
+    let per_group = products.len();
+    let sums: Vec<Arith> = (0..per_group)
+        .map(|j| {
+            let at: Vec<usize> = (0..passing.len()).map(|i| i * per_group + j).collect();
+            gather(&sums, &at)
+        })
+        .collect();
+    let counts: Vec<Arith> = (0..weights.len())
+        .map(|w| {
+            let at: Vec<usize> = passing.iter().map(|g| w * c + g).collect();
+            gather(&counts, &at)
+        })
+        .collect();
+    Ok(Columns {
         passed,
-        words: Arith::concat(&out.iter().collect::<Vec<_>>()),
+        layout,
+        keys: Vec::new(),
+        counts,
+        sums,
+        others: Vec::new(),
     })
-}
-
-enum Word {
-    Count(usize),
-    Product(usize),
 }
 
 fn split_first(bits: &Bits, len: usize) -> Result<Bits, ExecError> {
@@ -421,13 +661,17 @@ fn sorted_group_by<T: Transport>(
     aggregations: &[(Aggregation, Option<ColumnInfo>)],
     threshold: u64,
     algorithm: SortAlgorithm,
-) -> Result<Answer, ExecError> {
+) -> Result<Columns, ExecError> {
     let n = table.rows;
     let id = s.id();
     if n == 0 {
-        return Ok(Answer {
+        return Ok(Columns {
             passed: Vec::new(),
-            words: Arith::zeros(0),
+            layout: Vec::new(),
+            keys: Vec::new(),
+            counts: vec![Arith::zeros(0)],
+            sums: Vec::new(),
+            others: Vec::new(),
         });
     }
     let m = table.mask.clone().unwrap_or_else(|| s.public(&vec![1; n]));
@@ -584,22 +828,27 @@ fn sorted_group_by<T: Transport>(
     }
     let ok = s.mul(&ok, last)?;
     let passed: Vec<bool> = s.reveal(&ok)?.iter().map(|b| *b == 1).collect();
-    let mut out: Vec<Arith> = Vec::new();
-    for (row, pass) in passed.iter().enumerate() {
-        if !pass {
-            continue;
-        }
-        for k in 0..nk {
-            out.push(shuffled[1 + k].slice(row..row + 1));
-        }
-        for words in &layout {
-            for &w in words {
-                out.push(shuffled[1 + nk + w].slice(row..row + 1));
+    let passing: Vec<usize> = (0..n).filter(|row| passed[*row]).collect();
+    // One group's words: its keys, then each aggregation's terms, which
+    // are gate counts (weights) or sums (weighted values).
+    let mut slots: Vec<Slot> = (0..nk).map(Slot::Key).collect();
+    let mut sum_terms: Vec<usize> = Vec::new();
+    for &t in layout.iter().flatten() {
+        slots.push(match gate_term.iter().position(|g| *g == t) {
+            Some(i) => Slot::Count(i),
+            None => {
+                sum_terms.push(t);
+                Slot::Sum(sum_terms.len() - 1)
             }
-        }
+        });
     }
-    Ok(Answer {
+    let column = |i: usize| gather(&shuffled[i], &passing);
+    Ok(Columns {
+        layout: slots,
+        keys: (0..nk).map(|k| column(1 + k)).collect(),
+        counts: gate_term.iter().map(|t| column(1 + nk + t)).collect(),
+        sums: sum_terms.iter().map(|t| column(1 + nk + t)).collect(),
+        others: Vec::new(),
         passed,
-        words: Arith::concat(&out.iter().collect::<Vec<_>>()),
     })
 }

@@ -22,7 +22,9 @@ pub mod release;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use triad_plan::{Checked, CheckedOp, CheckedOutput, ColumnInfo, PlanError, TableSchema};
+use triad_plan::{
+    Agg, Aggregation, Checked, CheckedOp, CheckedOutput, ColumnInfo, PlanError, TableSchema,
+};
 use triad_ring::{Arith, Session, SortAlgorithm, Transport};
 
 pub use aggregate::Answer;
@@ -83,6 +85,39 @@ pub struct Policy {
     /// vary with the random shuffle (never with the data); radix sort's
     /// are fixed, which tests of the nodes' view rely on.
     pub sort: SortAlgorithm,
+    /// The deployment's disclosure-control rule for answers (`None`, the
+    /// default: answers are exact, as without this field).
+    ///
+    /// When set, every [`Outcome::Answer`] of an aggregate or a group-by is
+    /// released under it, in MPC, before its shares leave the nodes:
+    ///
+    /// - the gate threshold is at least the policy's `min_threshold` (the
+    ///   larger of it, [`Policy::min_threshold`] and the query's);
+    /// - for each group that passed its gate (or the single aggregate),
+    ///   every count the gate compared with the threshold goes through
+    ///   [`release::apply`]; the group is *redacted* when any of them is
+    ///   at most [`ReleasePolicy::redaction_bound`];
+    /// - count words (a count, and the count of a mean or a var) become the
+    ///   rounded count ([`ReleasePolicy::apply_plain`]), 0 in a redacted
+    ///   group; sum words (a sum, and the sum and the sum of squares of a
+    ///   mean or a var) stay exact, 0 in a redacted group; keys are kept;
+    /// - one word per passing group is appended after all the groups'
+    ///   words: its redaction bit (1: redacted). See [`Answer`] for the
+    ///   layout and [`release::released_layout`] for the client's split;
+    /// - [`Answer::rule`] carries [`ReleasePolicy::describe`].
+    ///
+    /// `min` and `max` reveal one row's value, which neither rounding nor
+    /// redaction protects: under a release policy they are refused with
+    /// [`ExecError::Unsupported`] before anything is loaded or sent. Means
+    /// and variances are derived by the client from the released sums and
+    /// the rounded count (approximate by design).
+    ///
+    /// The nodes learn nothing more than without a policy: the same gate
+    /// bits are opened and nothing else; the extra rounds and bytes depend
+    /// only on the number of passing groups (public already), the plan and
+    /// the policy. Stored tables ([`Outcome::Table`]) do not leave the
+    /// nodes and are not affected.
+    pub release: Option<ReleasePolicy>,
 }
 
 impl Default for Policy {
@@ -90,7 +125,19 @@ impl Default for Policy {
         Policy {
             min_threshold: 3,
             sort: SortAlgorithm::Quick,
+            release: None,
         }
+    }
+}
+
+impl Policy {
+    /// The threshold an aggregate gets: the query's, raised to the
+    /// deployment's minimum and the release policy's, and at least 1.
+    pub fn threshold(&self, query: u64) -> u64 {
+        query
+            .max(self.min_threshold)
+            .max(self.release.map_or(0, |r| r.min_threshold))
+            .max(1)
     }
 }
 
@@ -149,13 +196,42 @@ pub fn input_columns(checked: &Checked) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// Refuses, before anything runs, an answer that `release` cannot release:
+/// an invalid policy, or a min or a max.
+fn check_release(checked: &Checked, release: &ReleasePolicy) -> Result<(), ExecError> {
+    let aggregations: Vec<&Aggregation> = match &checked.output {
+        CheckedOutput::Store { .. } => return Ok(()),
+        CheckedOutput::Aggregate { aggregation, .. } => vec![aggregation],
+        CheckedOutput::GroupBy { aggregations, .. } => {
+            aggregations.iter().map(|(a, _)| a).collect()
+        }
+    };
+    release.check()?;
+    for a in aggregations {
+        if matches!(a.agg, Agg::Min | Agg::Max) {
+            return Err(ExecError::Unsupported(format!(
+                "{} under the deployment's release policy: it reveals one row's value, \
+                 which rounding and redaction cannot protect",
+                a.agg.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `checked` with `session`, loading inputs from `tables`.
+///
+/// With [`Policy::release`] set, answers are released under it (see
+/// there); a plan it cannot release is refused before any table is loaded.
 pub fn execute<T: Transport>(
     session: &mut Session<T>,
     checked: &Checked,
     tables: &mut dyn TableSource,
     policy: &Policy,
 ) -> Result<Outcome, ExecError> {
+    if let Some(release) = &policy.release {
+        check_release(checked, release)?;
+    }
     let needed = prune::needed_columns(checked);
     let mut remaining = prune::uses(checked);
     let mut frames: Vec<Option<SecretTable>> = Vec::with_capacity(checked.frames.len());
@@ -245,9 +321,15 @@ pub fn execute<T: Transport>(
             threshold,
         } => {
             let table = prune::take(&mut frames, &mut remaining, *frame)?;
-            let threshold = (*threshold).max(policy.min_threshold).max(1);
-            aggregate::aggregate(session, &table, aggregation, column.as_ref(), threshold)
-                .map(Outcome::Answer)
+            aggregate::aggregate(
+                session,
+                &table,
+                aggregation,
+                column.as_ref(),
+                policy.threshold(*threshold),
+                policy.release.as_ref(),
+            )
+            .map(Outcome::Answer)
         }
         CheckedOutput::GroupBy {
             frame,
@@ -257,15 +339,15 @@ pub fn execute<T: Transport>(
             form,
         } => {
             let table = prune::take(&mut frames, &mut remaining, *frame)?;
-            let threshold = (*threshold).max(policy.min_threshold).max(1);
             aggregate::group_by(
                 session,
                 &table,
                 keys,
                 aggregations,
-                threshold,
+                policy.threshold(*threshold),
                 form,
                 policy.sort,
+                policy.release.as_ref(),
             )
             .map(Outcome::Answer)
         }

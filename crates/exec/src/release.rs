@@ -25,6 +25,11 @@
 //! in) and never opens anything: the caller sends [`Released::words`] to
 //! the requester like any other answer.
 //!
+//! Query execution applies it to every answer when
+//! [`Policy::release`](crate::Policy::release) is set (the word layout is
+//! documented on [`Answer`](crate::Answer)); [`released_layout`] is the
+//! client's split of such an answer.
+//!
 //! # How rounding is computed
 //!
 //! `rounded = x - (x mod r)` with `x = c + floor(r / 2)`, which is
@@ -341,4 +346,46 @@ pub fn read_released(words: &[u64], n: usize, sums: usize) -> Result<Vec<Release
             ))),
         })
         .collect()
+}
+
+/// The client's split of the reconstructed words of an answer released
+/// under a policy ([`crate::Answer`] with `rule` set; see its layout):
+/// the words in the layout they have without a policy (counts already
+/// rounded, counts and sums of redacted groups 0), to decode as usual, and
+/// per passing group, in order, whether it was redacted (show "redacted",
+/// not 0). `passed` is the answer's gate outcomes.
+///
+/// Fails if the words cannot be such an answer: fewer than one per passing
+/// group, a remainder not a whole number of words per group, or a
+/// redaction bit other than 0 or 1.
+pub fn released_layout<'a>(
+    words: &'a [u64],
+    passed: &[bool],
+) -> Result<(&'a [u64], Vec<bool>), ExecError> {
+    let groups = passed.iter().filter(|p| **p).count();
+    let broken = |why: String| {
+        Err(ExecError::Unsupported(format!(
+            "released answer of {} words for {groups} passing groups: {why}",
+            words.len()
+        )))
+    };
+    let Some(body) = words.len().checked_sub(groups) else {
+        return broken("fewer words than redaction bits".into());
+    };
+    if (groups == 0 && body != 0) || (groups != 0 && body % groups != 0) {
+        return broken("not a whole number of words per group".into());
+    }
+    let (values, bits) = words.split_at(body);
+    let redacted = bits
+        .iter()
+        .enumerate()
+        .map(|(g, bit)| match bit {
+            0 => Ok(false),
+            1 => Ok(true),
+            bit => Err(ExecError::Unsupported(format!(
+                "released answer: redaction bit {bit} of passing group {g} is not 0 or 1"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((values, redacted))
 }

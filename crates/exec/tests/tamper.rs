@@ -178,6 +178,7 @@ fn run_tampered(
     let policy = Policy {
         min_threshold: 1,
         sort: SortAlgorithm::Quick,
+        release: None,
     };
     let results = run3(7, SessionConfig::default(), |s| {
         let party = s.id().index();

@@ -6,14 +6,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use triad_exec::{ExecError, Outcome, Policy, SecretColumn, SecretTable, TableSource, execute};
+use triad_exec::{
+    ExecError, Outcome, Policy, ReleasePolicy, SecretColumn, SecretTable, TableSource, execute,
+};
 use triad_plan::{
     Agg, BinOp, Checked, CheckedOp, CheckedOutput, ColumnInfo, GroupForm, How, Query, TableSchema,
     Ty, TypedExpr, TypedKind, check,
 };
 use triad_ring::outside::{deal, reconstruct};
 use triad_ring::testing::run3;
-use triad_ring::{Arith, SessionConfig, SortAlgorithm};
+use triad_ring::{Arith, SessionConfig, SortAlgorithm, Stats};
 
 #[derive(Clone, Debug)]
 pub struct PlainColumn {
@@ -145,19 +147,48 @@ pub fn run_with(
     min_threshold: u64,
     sort: SortAlgorithm,
 ) -> Result<(Result3, u64, u32), String> {
+    let policy = Policy {
+        min_threshold,
+        sort,
+        release: None,
+    };
+    let run = run_policy(query, tables, &policy);
+    assert_eq!(run.rule, None, "no release policy, no rule");
+    Ok((run.result?, run.stats[0].bytes_sent, run.stats[0].rounds))
+}
+
+/// What [`run_policy`] reconstructed (or the error all three parties
+/// agreed on), and the parties' costs either way.
+#[derive(Debug)]
+pub struct Run {
+    pub result: Result<Result3, String>,
+    /// [`triad_exec::Answer::rule`] (the same at all three parties).
+    pub rule: Option<String>,
+    /// Per party.
+    pub stats: [Stats; 3],
+}
+
+/// Runs `query` under `policy` on all three parties and reconstructs the
+/// result.
+pub fn run_policy(query: &Query, tables: &[(&str, &PlainTable)], policy: &Policy) -> Run {
     let schemas: HashMap<String, TableSchema> = tables
         .iter()
         .map(|(h, t)| (h.to_string(), t.schema()))
         .collect();
-    let checked = check(query, &|h| schemas.get(h).cloned()).map_err(|e| format!("plan: {e}"))?;
+    let checked = match check(query, &|h| schemas.get(h).cloned()) {
+        Ok(checked) => checked,
+        Err(e) => {
+            return Run {
+                result: Err(format!("plan: {e}")),
+                rule: None,
+                stats: Default::default(),
+            };
+        }
+    };
     let dealt: Vec<(String, [SecretTable; 3])> = tables
         .iter()
         .map(|(h, t)| (h.to_string(), deal_table(t)))
         .collect();
-    let policy = Policy {
-        min_threshold,
-        sort,
-    };
     let results = run3(7, SessionConfig::default(), |s| {
         let party = s.id().index();
         let mut source = Source {
@@ -166,34 +197,41 @@ pub fn run_with(
                 .map(|(h, t)| (h.clone(), t[party].clone()))
                 .collect(),
         };
-        let outcome = execute(s, &checked, &mut source, &policy);
-        let stats = s.stats();
-        Ok((outcome, stats.bytes_sent, stats.rounds))
+        let outcome = execute(s, &checked, &mut source, policy);
+        Ok((outcome, s.stats()))
     });
     let [a, b, c] = results.map(|r| r.unwrap());
-    let (bytes, rounds) = (a.1, a.2);
+    let stats = [a.1, b.1, c.1];
+    let mut rule = None;
     let outcome = match (a.0, b.0, c.0) {
         (Ok(Outcome::Answer(x)), Ok(Outcome::Answer(y)), Ok(Outcome::Answer(z))) => {
             assert_eq!(x.passed, y.passed);
             assert_eq!(x.passed, z.passed);
+            assert_eq!(x.rule, y.rule);
+            assert_eq!(x.rule, z.rule);
+            rule = x.rule;
             let words = reconstruct([&x.words, &y.words, &z.words]).unwrap();
-            Result3::Answer {
+            Ok(Result3::Answer {
                 passed: x.passed,
                 words: words.into_iter().map(|w| w as i64).collect(),
-            }
+            })
         }
         (Ok(Outcome::Table(x)), Ok(Outcome::Table(y)), Ok(Outcome::Table(z))) => {
-            Result3::Rows(open_table([&x, &y, &z]))
+            Ok(Result3::Rows(open_table([&x, &y, &z])))
         }
         (Err(e), Err(f), Err(g)) => {
             let (e, f, g) = (e.to_string(), f.to_string(), g.to_string());
             assert_eq!(e, f);
             assert_eq!(e, g);
-            return Err(e);
+            Err(e)
         }
         _ => panic!("the parties disagree on the outcome"),
     };
-    Ok((outcome, bytes, rounds))
+    Run {
+        result: outcome,
+        rule,
+        stats,
+    }
 }
 
 fn open_table(t: [&SecretTable; 3]) -> Vec<Vec<Option<i64>>> {
@@ -349,12 +387,54 @@ pub fn reference(
     tables: &[(&str, &PlainTable)],
     min_threshold: u64,
 ) -> Result<Result3, String> {
+    reference_released(query, tables, min_threshold, None)
+}
+
+/// One group's words under `release` (see `triad_exec::Answer`): each
+/// count word rounded, sums kept, all 0 where the group is redacted, which
+/// it is when any of its `gated` counts (its rows, and each aggregation's
+/// count of non-null values) is at most the redaction bound. `counts[i]`
+/// is the count of word `i` for count words and `None` for sum words.
+/// Returns the redaction bit too.
+pub fn release_words(
+    release: &ReleasePolicy,
+    gated: &[u64],
+    words: &[i64],
+    counts: &[Option<u64>],
+) -> (Vec<i64>, bool) {
+    let redacted = gated.iter().any(|c| release.apply_plain(*c).is_none());
+    let out = words
+        .iter()
+        .zip(counts)
+        .map(|(w, c)| match (redacted, c) {
+            (true, _) => 0,
+            (false, Some(c)) => release.apply_plain(*c).unwrap() as i64,
+            (false, None) => *w,
+        })
+        .collect();
+    (out, redacted)
+}
+
+/// [`reference`] with the executor's release policy, if any: the threshold
+/// is raised to its minimum, and the answer's words are released.
+pub fn reference_released(
+    query: &Query,
+    tables: &[(&str, &PlainTable)],
+    min_threshold: u64,
+    release: Option<&ReleasePolicy>,
+) -> Result<Result3, String> {
+    let min_threshold = min_threshold.max(release.map_or(0, |r| r.min_threshold));
     let schemas: HashMap<String, TableSchema> = tables
         .iter()
         .map(|(h, t)| (h.to_string(), t.schema()))
         .collect();
     let checked: Checked =
         check(query, &|h| schemas.get(h).cloned()).map_err(|e| format!("plan: {e}"))?;
+    // Stored tables are not released: the policy does not apply.
+    let release = release.filter(|_| !matches!(checked.output, CheckedOutput::Store { .. }));
+    if let Some(release) = release {
+        release.check().map_err(|e| e.to_string())?;
+    }
     let mut frames: Vec<PlainTable> = Vec::new();
     for frame in &checked.frames {
         let t = match &frame.op {
@@ -490,12 +570,30 @@ pub fn reference(
                 None => vec![0; t.rows()],
             };
             let threshold = (*threshold).max(min_threshold).max(1);
+            if release.is_some() && aggregation.agg.reveals_a_row() {
+                return Err(ExecError::Unsupported(format!(
+                    "{} under the deployment's release policy: it reveals one row's value, \
+                     which rounding and redaction cannot protect",
+                    aggregation.agg.name()
+                ))
+                .to_string());
+            }
             if (values.len() as u64) < threshold {
                 return Err(ExecError::ThresholdNotMet { threshold }.to_string());
             }
+            let plain = words(aggregation.agg, &values);
             Ok(Result3::Answer {
                 passed: vec![true],
-                words: words(aggregation.agg, &values),
+                words: match release {
+                    None => plain,
+                    Some(release) => {
+                        let count = values.len() as u64;
+                        let counts = word_counts(aggregation.agg, count);
+                        let (mut out, redacted) = release_words(release, &[count], &plain, &counts);
+                        out.push(redacted as i64);
+                        out
+                    }
+                },
             })
         }
         CheckedOutput::GroupBy {
@@ -515,11 +613,14 @@ pub fn reference(
                     .collect();
                 groups.entry(key).or_default().push(r);
             }
-            let group_words = |rows: &[usize]| -> Option<Vec<i64>> {
+            // Words and the redaction bit (false without a policy).
+            let group_words = |rows: &[usize]| -> Option<(Vec<i64>, bool)> {
                 if (rows.len() as u64) < threshold {
                     return None;
                 }
                 let mut out = Vec::new();
+                let mut counts = Vec::new();
+                let mut gated = vec![rows.len() as u64];
                 for (a, c) in aggregations {
                     let values: Vec<i64> = match c {
                         Some(c) => rows
@@ -532,22 +633,32 @@ pub fn reference(
                         return None;
                     }
                     out.extend(words(a.agg, &values));
+                    counts.extend(word_counts(a.agg, values.len() as u64));
+                    gated.push(values.len() as u64);
                 }
-                Some(out)
+                Some(match release {
+                    None => (out, false),
+                    Some(release) => release_words(release, &gated, &out, &counts),
+                })
             };
             match form {
                 GroupForm::Domain { combinations } => {
                     let mut passed = Vec::new();
                     let mut all = Vec::new();
+                    let mut bits = Vec::new();
                     for c in combinations {
                         let rows = groups.get(c).cloned().unwrap_or_default();
                         match group_words(&rows) {
-                            Some(w) => {
+                            Some((w, redacted)) => {
                                 passed.push(true);
                                 all.extend(w);
+                                bits.push(redacted as i64);
                             }
                             None => passed.push(false),
                         }
+                    }
+                    if release.is_some() {
+                        all.extend(bits);
                     }
                     Ok(Result3::Answer { passed, words: all })
                 }
@@ -560,16 +671,33 @@ pub fn reference(
                             all.push((key.clone(), w));
                         }
                     }
+                    let bits: Vec<i64> = all.iter().map(|(_, (_, r))| *r as i64).collect();
+                    let mut words: Vec<i64> = all
+                        .into_iter()
+                        .flat_map(|(k, (w, _))| k.into_iter().chain(w))
+                        .collect();
+                    let passing = bits.len();
+                    if release.is_some() {
+                        words.extend(bits);
+                    }
                     Ok(Result3::Answer {
-                        passed: vec![true; all.len()],
-                        words: all
-                            .into_iter()
-                            .flat_map(|(k, w)| k.into_iter().chain(w))
-                            .collect(),
+                        passed: vec![true; passing],
+                        words,
                     })
                 }
             }
         }
+    }
+}
+
+/// Per word of `agg`: the count it is (`Some`) or `None` for a sum or a
+/// value.
+fn word_counts(agg: Agg, count: u64) -> Vec<Option<u64>> {
+    match agg {
+        Agg::Sum | Agg::Min | Agg::Max => vec![None],
+        Agg::Count => vec![Some(count)],
+        Agg::Mean => vec![None, Some(count)],
+        Agg::Var => vec![None, Some(count), None],
     }
 }
 
