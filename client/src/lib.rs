@@ -35,6 +35,7 @@ pub mod connection;
 pub mod error;
 pub mod expr;
 pub mod frame;
+pub mod jobs;
 pub mod remote;
 pub mod schema;
 pub mod script;

@@ -11,9 +11,10 @@ use triad_auth::UserKey;
 use triad_client::cluster::LocalCluster;
 use triad_client::schema::Schema;
 use triad_client::table::read_table;
-use triad_client::{Client, ConnectionFile, UploadOptions, script, seed};
+use triad_client::{Client, ConnectionFile, UploadOptions, jobs, script, seed};
 use triad_node::cli::NodeCommand;
 use triad_node::config::Role;
+use triad_node::jobs::{JobStatus, JobView};
 use triad_node::store::Handle;
 
 #[derive(Debug, Parser)]
@@ -96,6 +97,42 @@ enum Command {
     /// Pipelines of approved scripts (`triad.yaml`).
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Run pipeline actions as a job request: the nodes plan it (skipping
+    /// unchanged dependencies) and record every state; revealed aggregates
+    /// are written as CSV under --out. Prints the job's record.
+    Run {
+        /// The actions to run; what they need runs first (or is skipped).
+        #[arg(required = true)]
+        actions: Vec<String>,
+        /// The pipeline file.
+        #[arg(long, default_value = "triad.yaml")]
+        pipeline: PathBuf,
+        /// The workspace: jobs of one workspace reuse unchanged outputs.
+        #[arg(long)]
+        workspace: String,
+        /// Re-run every needed action even when unchanged.
+        #[arg(long)]
+        force_run_dependencies: bool,
+        /// Where revealed aggregates go (one directory per action).
+        #[arg(long, default_value = "released")]
+        out: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Job requests: every one, or one by id.
+    Jobs {
+        /// A job id (16 hex): show that job in full.
+        id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Cancel one of your running job requests.
+    Cancel {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Public metadata of every table: handle, owner, rows, schema.
     Tables {
         /// List the design namespace (dummy tables) instead of production.
@@ -180,6 +217,52 @@ enum PipelineCommand {
         #[arg(default_value = "triad.yaml")]
         file: PathBuf,
     },
+}
+
+fn print_job(job: &JobView, full: bool) {
+    let status = match job.reason {
+        Some(reason) => format!("{} ({})", job.status.as_str(), reason.as_str()),
+        None => job.status.as_str().to_owned(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let runtime = job
+        .runtime(now)
+        .map(|s| format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "job {}  {status}  workspace {}  by {}  actions {}  runtime {runtime}",
+        job.id,
+        job.workspace,
+        job.requester_name,
+        job.requested.join(",")
+    );
+    if !full {
+        return;
+    }
+    for action in &job.actions {
+        let status = match action.reason {
+            Some(reason) => format!("{} ({})", action.status.as_str(), reason.as_str()),
+            None => action.status.as_str().to_owned(),
+        };
+        println!(
+            "  {:<24} {status:<28} steps {}/{}",
+            action.name, action.steps_done, action.steps
+        );
+        if let Some(message) = &action.message {
+            println!("    {message}");
+        }
+        for output in &action.outputs {
+            let held = match (&output.handle, output.sealed.len()) {
+                (Some(handle), _) => format!("table {handle}"),
+                (None, 0) => "-".into(),
+                (None, n) => format!("{n} answers sealed to the requester"),
+            };
+            println!("    {} [{}]: {held}", output.name, output.level.as_str());
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -295,6 +378,53 @@ fn main() -> anyhow::Result<()> {
                     bail!("{}: {} errors", file.display(), errors.len());
                 }
             }
+        }
+        Command::Run {
+            actions,
+            pipeline,
+            workspace,
+            force_run_dependencies,
+            out,
+            conn,
+        } => {
+            let submission =
+                jobs::submission(&pipeline, &workspace, &actions, force_run_dependencies)?;
+            let client = connect(&conn.conn)?;
+            let job = client.submit_job(&submission)?;
+            println!("job {} submitted", job.id);
+            let (job, released) = jobs::run_job(&client, &job, &submission, &out)?;
+            print_job(&job, true);
+            for file in &released {
+                println!(
+                    "released: {} (action {}, step {}; {})",
+                    file.path.display(),
+                    file.action,
+                    file.step,
+                    file.rule.as_deref().unwrap_or("no release policy")
+                );
+            }
+            client.close();
+            if job.status != JobStatus::Succeeded {
+                bail!("job {} {}", job.id, job.status.as_str());
+            }
+        }
+        Command::Jobs { id, conn } => {
+            let client = connect(&conn.conn)?;
+            match id {
+                Some(id) => print_job(&client.job(&id)?, true),
+                None => {
+                    for job in client.jobs()? {
+                        print_job(&job, false);
+                    }
+                }
+            }
+            client.close();
+        }
+        Command::Cancel { id, conn } => {
+            let client = connect(&conn.conn)?;
+            let job = client.cancel_job(&id)?;
+            print_job(&job, true);
+            client.close();
         }
         Command::Tables { design, conn } => {
             let client = connect(&conn.conn)?;
@@ -645,8 +775,107 @@ fn demo(
         Ok(_) => bail!("the nodes ran a script that was not approved"),
     }
     analyst.close_script()?;
+
+    demo_job(&root, &analyst, &dummies, &handles, &tables)?;
     analyst.close();
     cluster.stop();
+    Ok(())
+}
+
+/// The demo's last part: the same analysis as a two-action pipeline run
+/// as a job request, its merged table a secret output the second action
+/// reads, then again with the unchanged merge skipped.
+fn demo_job(
+    root: &Path,
+    analyst: &Client,
+    dummies: &[Handle],
+    handles: &[Handle],
+    tables: &[(PathBuf, PathBuf)],
+) -> anyhow::Result<()> {
+    println!(
+        "\n8. the same analysis as a pipeline (triad.yaml) run as a job request: \
+         merge_tables stores the merge (highly_sensitive), monthly_sums reveals the sums \
+         (moderately_sensitive, through the release policy)"
+    );
+    let project = root.join("project");
+    std::fs::create_dir_all(&project)?;
+    analyst.record("merge")?;
+    let merged = analyst
+        .frame(&dummies[0])?
+        .merge(
+            &analyst.frame(&dummies[1])?,
+            triad_client::prelude::How::Inner,
+            &seed::SEED_KEYS,
+        )
+        .store()?;
+    analyst.end(&project.join("merge.recording"))?;
+    analyst.record("monthly-sums")?;
+    analyst.allow_errors(|| seed::monthly_sums(&analyst.frame(&merged)?, &seed::SEED_MONTHS))?;
+    analyst.end(&project.join("sums.recording"))?;
+    let approver = UserKey::load(&root.join("approver.key"))?;
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 86_400;
+    for name in ["merge", "sums"] {
+        script::approve(
+            &project.join(format!("{name}.recording")),
+            &project.join(format!("{name}.approved")),
+            &approver,
+            expires,
+        )?;
+    }
+    let pipeline = project.join("triad.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "version: 1\nactions:\n  merge_tables:\n    script: merge.approved\n    inputs:\n      party1: {}\n      party2: {}\n    outputs:\n      highly_sensitive:\n        merged: table\n  monthly_sums:\n    script: sums.approved\n    needs: [merge_tables]\n    inputs:\n      merged: merge_tables.merged\n    outputs:\n      moderately_sensitive:\n        sums: aggregates\n",
+            handles[0], handles[1]
+        ),
+    )?;
+    println!("  {} written; two recordings approved", pipeline.display());
+    let released_dir = project.join("released");
+    let actions = ["monthly_sums".to_string()];
+    let clear = seed::seed_analysis_clear(&tables[0].0, &tables[1].0, &seed::SEED_MONTHS)?;
+    for round in ["first run", "again: the unchanged merge is skipped"] {
+        let submission = jobs::submission(&pipeline, "demo", &actions, false)?;
+        let job = analyst.submit_job(&submission)?;
+        println!("  triad run monthly_sums --workspace demo ({round}):");
+        let (job, released) = jobs::run_job(analyst, &job, &submission, &released_dir)?;
+        print_job(&job, true);
+        if job.status != JobStatus::Succeeded {
+            bail!("job {} {}", job.id, job.status.as_str());
+        }
+        for (file, (month, exact)) in released.iter().zip(&clear) {
+            let text = std::fs::read_to_string(&file.path)?;
+            let value = text
+                .lines()
+                .nth(1)
+                .and_then(|l| l.rsplit(',').next())
+                .unwrap_or("");
+            let value = value.trim_matches('"');
+            // The release policy redacts sums beside counts of at most 7
+            // (these sums count their rows); the others are exact.
+            let expected = match exact {
+                Some(v) if *v > 7 => v.to_string(),
+                Some(_) => "redacted".into(),
+                None => "threshold not met".into(),
+            };
+            let agrees = if value == expected {
+                "agrees"
+            } else {
+                "DIFFERS"
+            };
+            println!("    month {month:>2}: {value} (polars {expected}: {agrees})");
+            if value != expected {
+                bail!("the released value for month {month} differs from polars after the policy");
+            }
+        }
+        if let Some(rule) = released.first().and_then(|r| r.rule.as_deref()) {
+            println!("    release policy: {rule}");
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use triad_node::api::{
     self, Body, CallHeader, ComponentSource, ErrorKind, QueryStats, Reply, ResultShares,
     TableSummary, UploadBody, UploadPayload,
 };
+use triad_node::jobs::JobStep;
 use triad_node::store::{
     AgreedUpload, ColumnInfo, ColumnSchema, Handle, TablePolicy, UploadId, component_digest,
     handle_for,
@@ -213,7 +214,7 @@ impl Client {
         payloads: [Option<UploadPayload>; 3],
         explicit: [Vec<&[u64]>; 3],
     ) -> Result<[Reply; 3], ClientError> {
-        self.call_all_with(request, body, payloads, explicit, None)
+        self.call_all_with(request, body, payloads, explicit, None, None)
     }
 
     pub(crate) fn call_all_with(
@@ -223,6 +224,7 @@ impl Client {
         payloads: [Option<UploadPayload>; 3],
         explicit: [Vec<&[u64]>; 3],
         approved: Option<Vec<u8>>,
+        job: Option<JobStep>,
     ) -> Result<[Reply; 3], ClientError> {
         let request_bytes = request.to_bytes();
         self.runtime.block_on(async {
@@ -236,6 +238,7 @@ impl Client {
                     body: body.clone(),
                     payload,
                     approved: approved.clone(),
+                    job: job.clone(),
                 };
                 let sent = &self.sent;
                 calls.push(async move {
@@ -660,6 +663,19 @@ impl Client {
         approval: Option<ApprovalStep>,
         approved: Option<Vec<u8>>,
     ) -> Result<QueryReply, ClientError> {
+        self.send_step(query, mode, approval, approved, None)
+    }
+
+    /// [`Client::send_query`], as a step of a job's action if `job` is
+    /// given.
+    pub(crate) fn send_step(
+        &self,
+        query: &Query,
+        mode: Mode,
+        approval: Option<ApprovalStep>,
+        approved: Option<Vec<u8>>,
+        job: Option<JobStep>,
+    ) -> Result<QueryReply, ClientError> {
         let body = Body::Query {
             plan: query.clone(),
         };
@@ -670,6 +686,7 @@ impl Client {
             [None, None, None],
             Default::default(),
             approved,
+            job,
         )?;
         Client::query_reply(&request, &secret, replies)
     }
@@ -742,6 +759,14 @@ impl Client {
                     })
                     .collect();
                 let passed = majority(&gates, "gate outcomes")?;
+                let rules: Vec<Option<Option<String>>> = replies
+                    .iter()
+                    .map(|r| match r {
+                        Reply::Answer { rule, .. } => Some(rule.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let rule = majority(&rules, "release rule")?;
                 let stats = busiest(&replies);
                 let any = passed.iter().any(|p| *p);
                 let mut shares = Vec::new();
@@ -777,6 +802,7 @@ impl Client {
                 Ok(QueryReply::Answer {
                     passed,
                     words,
+                    rule,
                     stats,
                 })
             }
@@ -874,6 +900,10 @@ pub enum QueryReply {
         passed: Vec<bool>,
         /// Result words (encoded integers, two's complement).
         words: Vec<u64>,
+        /// For a released answer (a job's action): the release policy
+        /// applied; `words` then end with a redaction bit per passing
+        /// group (split them with `triad_exec::release::released_layout`).
+        rule: Option<String>,
         /// The busiest node's cost of running it.
         stats: QueryStats,
     },
@@ -1104,6 +1134,7 @@ mod tests {
                 .unwrap();
                 Reply::Answer {
                     passed,
+                    rule: None,
                     ephemeral_public: *sealed.ephemeral_public.as_bytes(),
                     ciphertext: sealed.ciphertext,
                     stats: QueryStats::default(),
@@ -1133,6 +1164,7 @@ mod tests {
             QueryReply::Answer {
                 passed: gates.clone(),
                 words: vec![7, u64::MAX],
+                rule: None,
                 stats: QueryStats::default(),
             }
         );

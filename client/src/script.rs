@@ -16,7 +16,7 @@
 //! client changed after approval is refused by the nodes
 //! (`NoMatchingAuthorization`), not here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use triad_auth::{
     Approval, ApprovalStep, ApprovedScript, Digest, Mode, SCRIPT_VERSION, Script, ScriptStep,
-    UserKey, parse_step_reference, step_reference,
+    UserKey, output_reference, parse_output_reference, parse_step_reference, step_reference,
 };
 use triad_node::store::Handle;
 use triad_plan::{Frame, Query};
@@ -46,6 +46,9 @@ const JSON_EXACT: u64 = 1 << 53;
 pub struct Session {
     pub(crate) mode: Option<Mode>,
     pub(crate) state: State,
+    /// Dummy tables that steps of ended recordings stored, with the
+    /// [`output_reference`] a later recording names them by.
+    pub(crate) outputs: BTreeMap<Handle, String>,
 }
 
 #[derive(Debug, Default)]
@@ -197,7 +200,7 @@ pub fn production_handles(script: &Script) -> Result<Vec<String>, String> {
     for (i, step) in script.steps.iter().enumerate() {
         let plan = Query::decode(&step.plan).map_err(|e| format!("step {i}: {e}"))?;
         for input in plan.inputs() {
-            if parse_step_reference(input).is_none() {
+            if parse_step_reference(input).is_none() && parse_output_reference(input).is_none() {
                 handles.insert(input.to_owned());
             }
         }
@@ -305,19 +308,7 @@ impl ApprovedFile {
 /// file as [`ApprovedFile::load`] does.
 pub fn pipeline_script_info(path: &Path) -> Result<triad_pipeline::ScriptInfo, String> {
     let (_, approved, _) = ApprovedFile::load(path).map_err(|e| e.to_string())?;
-    let mut info = triad_pipeline::ScriptInfo {
-        digest: approved.script.digest().to_string(),
-        stores: false,
-        reveals: false,
-    };
-    for (i, step) in approved.script.steps.iter().enumerate() {
-        let plan = Query::decode(&step.plan).map_err(|e| format!("step {i}: {e}"))?;
-        match plan.output {
-            triad_plan::Output::Store { .. } => info.stores = true,
-            _ => info.reveals = true,
-        }
-    }
-    Ok(info)
+    triad_node::jobs::script_info(&approved)
 }
 
 fn approval_views(approved: &ApprovedScript) -> Vec<ApprovalView> {
@@ -435,6 +426,39 @@ impl Client {
         Ok(())
     }
 
+    /// Lets recordings name the dummy tables that the script in `path` (a
+    /// `.recording` or `.approved` file) stored by what stored them, as a
+    /// pipeline's later action reads an earlier one's table: on production
+    /// data that table has another handle, made by the same step of the
+    /// same approved script. Recordings ended by this client are known
+    /// already.
+    pub fn reads_outputs_of(&self, path: &Path) -> Result<(), ClientError> {
+        let text = fs::read_to_string(path).map_err(|e| script_error(path, e.to_string()))?;
+        let probe: Json =
+            serde_json::from_str(&text).map_err(|e| script_error(path, e.to_string()))?;
+        let recording = if probe.get("format") == Some(&Json::from(APPROVED_FORMAT)) {
+            ApprovedFile::load(path)?.0.recording
+        } else {
+            Recording::load(path)?.0
+        };
+        let digest: Digest = recording
+            .digest
+            .parse()
+            .map_err(|e| script_error(path, format!("digest: {e}")))?;
+        let mut session = self.session();
+        for step in &recording.steps {
+            if let Some(stored) = step.dummy_output.get("stored").and_then(Json::as_str) {
+                let handle: Handle = stored
+                    .parse()
+                    .map_err(|e| script_error(path, format!("step {}: stored: {e}", step.step)))?;
+                session
+                    .outputs
+                    .insert(handle, output_reference(&digest, step.step));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `f` with its queries recorded as `allow_errors`: a threshold not
     /// met there will not stop the approved script.
     pub fn allow_errors<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -477,6 +501,17 @@ impl Client {
                 .collect(),
         };
         let outputs: Vec<Json> = recorder.steps.iter().map(|s| s.output.clone()).collect();
+        let digest = script.digest();
+        {
+            let mut session = self.session();
+            for (step, stored) in recorder.stored.iter().enumerate() {
+                if let Some(handle) = stored {
+                    session
+                        .outputs
+                        .insert(*handle, output_reference(&digest, step as u32));
+                }
+            }
+        }
         let recording = Recording {
             format: RECORDING_FORMAT.into(),
             name: script.name.clone(),
@@ -555,13 +590,15 @@ impl Client {
 pub(crate) fn query(client: &Client, query: &Query) -> Result<QueryReply, ClientError> {
     let mut session = client.session();
     let mode = session.mode.unwrap_or(Mode::Authorized);
+    // recording_plan reads them while the session is locked.
+    let outputs = session.outputs.clone();
     match &mut session.state {
         State::Idle => {
             drop(session);
             client.send_query(query, mode, None, None)
         }
         State::Recording(recorder) => {
-            let recorded = recording_plan(client, recorder, query)?;
+            let recorded = recording_plan(client, recorder, &outputs, query)?;
             let reply = client.send_query(query, Mode::Design, None, None);
             let (output, stored) = match &reply {
                 Ok(QueryReply::Answer { passed, words, .. }) => (
@@ -571,9 +608,10 @@ pub(crate) fn query(client: &Client, query: &Query) -> Result<QueryReply, Client
                     }),
                     None,
                 ),
-                Ok(QueryReply::Stored { handle, rows, .. }) => {
-                    (serde_json::json!({ "stored_rows": rows }), Some(*handle))
-                }
+                Ok(QueryReply::Stored { handle, rows, .. }) => (
+                    serde_json::json!({ "stored_rows": rows, "stored": handle.to_string() }),
+                    Some(*handle),
+                ),
                 Err(ClientError::ThresholdNotMet { .. }) => {
                     (serde_json::json!({ "error": "threshold not met" }), None)
                 }
@@ -623,6 +661,7 @@ pub(crate) fn query(client: &Client, query: &Query) -> Result<QueryReply, Client
 fn recording_plan(
     client: &Client,
     recorder: &Recorder,
+    outputs: &BTreeMap<Handle, String>,
     query: &Query,
 ) -> Result<Query, ClientError> {
     let mut recorded = query.clone();
@@ -641,16 +680,40 @@ fn recording_plan(
         let parsed: Handle = handle
             .parse()
             .map_err(|e| ClientError::Usage(format!("table {handle:?}: {e}")))?;
+        if let Some(reference) = outputs.get(&parsed) {
+            *handle = reference.clone();
+            continue;
+        }
         let summary = client.get_table_in(&parsed, Mode::Design)?;
         match summary.policy.dummy_for {
             Some(production) => *handle = production.to_string(),
             None => {
                 return Err(ClientError::Usage(format!(
                     "table {handle} stands for no production table, so a script reading it \
-                     cannot run on real data: upload it with dummy_for (triad upload --dummy-for HANDLE)"
+                     cannot run on real data: upload it with dummy_for (triad upload --dummy-for HANDLE), \
+                     or record the script that stores it first (Client::reads_outputs_of)"
                 )));
             }
         }
     }
     Ok(recorded)
+}
+
+/// Writes `approved` (the script of `recording` with its approvals, made
+/// by [`approve`] or signed elsewhere, as the portal does) as the
+/// `.approved` file at `output`, in the format [`ApprovedFile::load`]
+/// reads.
+pub fn write_approved(
+    output: &Path,
+    recording: Recording,
+    approved: &ApprovedScript,
+) -> Result<ApprovedFile, ClientError> {
+    let file = ApprovedFile {
+        format: APPROVED_FORMAT.into(),
+        recording,
+        approvals: approval_views(approved),
+        approved: hex::encode(approved.encode()),
+    };
+    write_json(output, &file)?;
+    Ok(file)
 }

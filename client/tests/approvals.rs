@@ -572,6 +572,7 @@ fn a_stolen_signed_request_yields_nothing_usable() {
                         body,
                         payload: None,
                         approved: None,
+                        job: None,
                     };
                     call.write_message(&api::encode(&header)).await.unwrap();
                     call.finish().unwrap();

@@ -262,6 +262,7 @@ fn refusals_name_the_problem() {
                     body,
                     payload: None,
                     approved: None,
+                    job: None,
                 };
                 call.write_message(&api::encode(&header)).await.unwrap();
                 call.finish().unwrap();

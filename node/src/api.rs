@@ -13,10 +13,11 @@
 use serde::{Deserialize, Serialize};
 use triad_auth::Digest as BodyDigest;
 
+use crate::jobs::{JobStep, JobSubmission, JobView};
 use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, TablePolicy, UploadId};
 
 /// Version of this message set; a node refuses calls of another version.
-pub const API_VERSION: u32 = 2;
+pub const API_VERSION: u32 = 3;
 
 /// The largest call header a node reads (a schema of many columns fits
 /// easily; share vectors do not travel in it).
@@ -63,6 +64,22 @@ pub enum Body {
         /// The script's digest.
         script: BodyDigest,
     },
+    /// Start a job request: the nodes validate the pipeline, plan which
+    /// actions run and record it ([`Reply::Job`]).
+    SubmitJob(JobSubmission),
+    /// Cancel the requester's job.
+    CancelJob {
+        /// Its id.
+        job: String,
+    },
+    /// Every job request's record ([`Reply::Jobs`]): states and handles,
+    /// never a value.
+    Jobs,
+    /// One job request's record.
+    Job {
+        /// Its id.
+        job: String,
+    },
 }
 
 impl Body {
@@ -81,6 +98,10 @@ impl Body {
             Body::Delete { .. } => "delete",
             Body::Query { .. } => "query",
             Body::CloseScript { .. } => "close-script",
+            Body::SubmitJob(_) => "submit-job",
+            Body::CancelJob { .. } => "cancel-job",
+            Body::Jobs => "jobs",
+            Body::Job { .. } => "job",
         }
     }
 }
@@ -157,6 +178,9 @@ pub struct CallHeader {
     /// `triad_auth::ApprovedScript::encode`. The signed request names its
     /// script's digest, so it cannot be swapped.
     pub approved: Option<Vec<u8>>,
+    /// For a step of a job's action: which job and action. The nodes run
+    /// it only as that job's current action.
+    pub job: Option<JobStep>,
 }
 
 /// Public metadata of a table, as `tables` lists it.
@@ -219,6 +243,10 @@ pub enum Reply {
     Answer {
         /// Gate outcome per candidate group.
         passed: Vec<bool>,
+        /// For a released answer (a job's): the release policy applied
+        /// (`triad_exec::ReleasePolicy::describe`); the words then carry
+        /// a redaction bit per passing group (`triad_exec::Answer`).
+        rule: Option<String>,
         /// The sealing's ephemeral public key.
         ephemeral_public: [u8; 32],
         /// The ciphertext.
@@ -247,6 +275,10 @@ pub enum Reply {
     Deleted,
     /// The script run is ended on this node.
     Closed,
+    /// A job request's record on this node.
+    Job(Box<JobView>),
+    /// Every job request's record on this node, newest first.
+    Jobs(Vec<JobView>),
     /// The request was refused or failed; nothing was committed.
     Refused(ApiError),
 }
@@ -324,6 +356,9 @@ pub enum ErrorKind {
     /// The query is not the next step of an approved script this user may
     /// run (or no approval covers it); nothing ran.
     NoMatchingAuthorization,
+    /// A job request that does not validate, or a step or cancellation
+    /// its job's state does not allow.
+    Job,
 }
 
 /// A refusal, with a message that names what was wrong and never carries

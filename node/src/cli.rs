@@ -342,6 +342,7 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
         roles: PathBuf::from(ROLES_FILE),
         threads: Threads::default(),
         limits: Limits::default(),
+        release: Default::default(),
         #[cfg(feature = "fault-injection")]
         faults: Default::default(),
         peers: Vec::new(),

@@ -126,6 +126,40 @@ pub struct Limits {
     pub min_threshold: u64,
 }
 
+/// The deployment's release policy (all three nodes must have the same;
+/// a query is refused where they differ). Its minimum threshold is
+/// `limits.min_threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Release {
+    /// Counts at or below this are redacted (with the sums beside them).
+    pub redact_at_most: u64,
+    /// Released counts are rounded half up to a multiple of this (1: not
+    /// rounded).
+    pub round_to: u64,
+}
+
+impl Default for Release {
+    fn default() -> Release {
+        let policy = triad_exec::ReleasePolicy::default();
+        Release {
+            redact_at_most: policy.redact_at_most,
+            round_to: policy.round_to,
+        }
+    }
+}
+
+impl Config {
+    /// The release policy this node applies to released answers.
+    pub fn release_policy(&self) -> triad_exec::ReleasePolicy {
+        triad_exec::ReleasePolicy {
+            min_threshold: self.file.limits.min_threshold.max(1),
+            redact_at_most: self.file.release.redact_at_most,
+            round_to: self.file.release.round_to,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -200,6 +234,10 @@ pub struct ConfigFile {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The disclosure-control rule for released (`moderately_sensitive`)
+    /// values: the answers of job requests' actions.
+    #[serde(default)]
+    pub release: Release,
     /// Test-only misbehaviour (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     #[serde(default)]
@@ -336,6 +374,14 @@ impl Config {
         let limits = file.limits;
         if limits.idle_timeout_ms < 100 || limits.peer_timeout_ms < 100 {
             return Err(invalid("limits", "timeouts below 100 ms".into()));
+        }
+        let release = triad_exec::ReleasePolicy {
+            min_threshold: limits.min_threshold.max(1),
+            redact_at_most: file.release.redact_at_most,
+            round_to: file.release.round_to,
+        };
+        if let Err(e) = release.check() {
+            return Err(invalid("release", e.to_string()));
         }
         let roles_path = resolve(&file.roles);
         let operator_key = resolve(&file.operator_key);

@@ -35,6 +35,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod jobs;
 pub mod pending;
 pub mod server;
 pub mod store;

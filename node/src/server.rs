@@ -64,6 +64,7 @@ use crate::api::{
 };
 use crate::audit::{AuditEntry, AuditLog, SignedHead};
 use crate::config::{Config, Role};
+use crate::jobs::{FailReason, JobError, JobStep, JobStore, Requester, StepOutcome};
 use crate::pending::{Pending, PendingError, settle};
 use crate::store::{
     AgreedUpload, ComponentKeys, Digest, Handle, StagedUpload, Store, StoreError, TableInfo,
@@ -98,6 +99,9 @@ pub enum NodeError {
     /// The record of script runs could not be read.
     #[error("script runs: {0}")]
     ScriptRuns(String),
+    /// The job records could not be opened.
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::JobError),
     /// A runtime or thread could not be started.
     #[error("starting {what}: {source}")]
     Start {
@@ -125,6 +129,8 @@ struct Job {
     staged: Option<Result<StagedUpload, ApiError>>,
     /// For a script step: the approved script the call carried.
     approved: Option<Vec<u8>>,
+    /// For a step of a job request's action: which.
+    job_step: Option<JobStep>,
     reply: tokio::sync::oneshot::Sender<Reply>,
     received: Instant,
 }
@@ -137,6 +143,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Analysts' progress through approved scripts.
     runs: authz::ScriptRuns,
+    /// Job requests and their actions' states.
+    job_records: JobStore,
     /// This node's audit log.
     audit: Mutex<AuditLog>,
     /// Signs the audit log's head (and the roles document, offline).
@@ -166,6 +174,7 @@ impl Node {
         let pending = Pending::open(&config.data_dir)?;
         let runs = authz::ScriptRuns::open(&config.data_dir.join("scripts"))
             .map_err(NodeError::ScriptRuns)?;
+        let job_records = JobStore::open(&config.data_dir.join("jobs"))?;
         let audit = AuditLog::open(
             &crate::audit::audit_dir(&config.data_dir),
             config.deployment,
@@ -213,6 +222,7 @@ impl Node {
             nonces: Mutex::new(nonces),
             pending: Mutex::new(pending),
             runs,
+            job_records,
             audit: Mutex::new(audit),
             operator,
             operators,
@@ -489,16 +499,31 @@ async fn handle_call(
             }
             None
         }
-        Body::CloseScript { .. } => {
+        Body::CloseScript { .. } | Body::SubmitJob(_) | Body::CancelJob { .. } => {
             if request.request.mode != Mode::Authorized {
                 return Err(refuse(
                     ErrorKind::BadRequest,
-                    "scripts run, and are closed, in authorized mode",
+                    "scripts and job requests run, and are closed, in authorized mode",
+                ));
+            }
+            if matches!(header.body, Body::SubmitJob(_)) && !user.roles.contains(&Role::Analyst) {
+                return Err(refuse(
+                    ErrorKind::Unauthorized,
+                    format!("user {:?} is not an analyst", user.name),
                 ));
             }
             None
         }
+        // Job records hold states and handles, no value: any user of the
+        // deployment may read them, as anyone may read a job request page.
+        Body::Jobs | Body::Job { .. } => None,
     };
+    if header.job.is_some() && header.approved.is_none() {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            "a job step is a step of an approved script and carries it",
+        ));
+    }
     if !shared.mesh_up.load(Ordering::SeqCst) {
         if let Some(Ok(report)) = &staged {
             let _ = shared.store.abort(&report.upload_id);
@@ -515,6 +540,7 @@ async fn handle_call(
         body: header.body,
         staged,
         approved: header.approved,
+        job_step: header.job,
         reply: tx,
         received: Instant::now(),
     };
@@ -569,6 +595,7 @@ fn upload_policy(shared: &Shared, mode: Mode, body: &UploadBody) -> Result<Table
         dummy_for: body.dummy_for,
         approvers,
         restricted: false,
+        made_by: None,
     })
 }
 
@@ -1193,6 +1220,8 @@ fn audit(
         Reply::Refused(error) if error.kind == ErrorKind::ThresholdNotMet => {
             "one failed gate bit".into()
         }
+        Reply::Job(job) => format!("the record of job {}", job.id),
+        Reply::Jobs(jobs) => format!("the records of {} jobs", jobs.len()),
         Reply::Deleted | Reply::Closed | Reply::Refused(_) => "nothing".into(),
     };
     let plan = match &job.body {
@@ -1320,6 +1349,42 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                 ),
             })
         }
+        Body::SubmitJob(submission) => {
+            let signer = job.request.request.signer;
+            let requester = Requester {
+                id: job.digest.to_string()[..16].to_owned(),
+                key: signer.to_string(),
+                name: shared
+                    .config
+                    .user(&signer)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default(),
+                // The signed time, not each node's clock: the three
+                // records must be equal.
+                now: job.request.request.issued_at,
+            };
+            let planned = shared
+                .job_records
+                .submit(submission, &requester, &|handle| {
+                    authz::visible_table(store, handle, Mode::Authorized).is_ok()
+                });
+            job_reply(mesh, planned, "submitted")
+        }
+        Body::CancelJob { job: id } => {
+            let signer = job.request.request.signer.to_string();
+            let cancelled = shared
+                .job_records
+                .cancel(id, &signer, job.request.request.issued_at);
+            job_reply(mesh, cancelled, "cancelled")
+        }
+        Body::Job { job: id } => Ok(match shared.job_records.get(id) {
+            Ok(view) => (Reply::Job(Box::new(view)), "listed"),
+            Err(e) => (Reply::Refused(job_error(e)), "refused"),
+        }),
+        Body::Jobs => Ok(match shared.job_records.list() {
+            Ok(views) => (Reply::Jobs(views), "listed"),
+            Err(e) => (Reply::Refused(job_error(e)), "refused"),
+        }),
         Body::Delete { handle } => {
             let status = match store.delete(handle) {
                 Ok(_) => Status::Ok,
@@ -1363,6 +1428,55 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
             }
         }
     }
+}
+
+fn job_error(error: JobError) -> ApiError {
+    let kind = match &error {
+        JobError::Storage(_) => ErrorKind::Storage,
+        _ => ErrorKind::Job,
+    };
+    refuse(kind, error.to_string())
+}
+
+/// Answers a change to a job record after the three nodes compare what
+/// they recorded: the same request on the same state plans the same job.
+fn job_reply(
+    mesh: &mut Mesh,
+    result: Result<crate::jobs::JobView, JobError>,
+    outcome: &'static str,
+) -> Result<(Reply, &'static str), MeshLost> {
+    let status = match &result {
+        Ok(view) => Ok(blake3::hash(&api::encode(view)).to_hex().to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let statuses = mesh.exchange(&status)?;
+    if let Some((party, why)) = statuses
+        .iter()
+        .enumerate()
+        .find_map(|(p, s)| s.as_ref().err().map(|why| (p, why)))
+    {
+        let kind = match &result {
+            Err(JobError::Storage(_)) => ErrorKind::Storage,
+            _ => ErrorKind::Job,
+        };
+        return Ok((
+            Reply::Refused(refuse(kind, format!("node {party}: {why}"))),
+            "refused",
+        ));
+    }
+    if statuses.iter().any(|s| s != &statuses[0]) {
+        return Ok((
+            Reply::Refused(refuse(
+                ErrorKind::Internal,
+                "the nodes recorded different job states",
+            )),
+            "refused",
+        ));
+    }
+    Ok(match result {
+        Ok(view) => (Reply::Job(Box::new(view)), outcome),
+        Err(e) => (Reply::Refused(job_error(e)), "refused"),
+    })
 }
 
 /// Exchanges the three nodes' staging reports, cross-checks them and
@@ -1588,6 +1702,9 @@ struct QueryStatus {
     inputs: Vec<[u8; 32]>,
     /// This node's `limits.min_threshold`; the query applies the largest.
     min_threshold: u64,
+    /// This node's release policy (redaction bound, rounding); all three
+    /// must be equal for a released answer.
+    release: (u64, u64),
 }
 
 /// A query that typed against its inputs, with the inputs read.
@@ -1634,6 +1751,23 @@ fn prepare_query(
         plan,
         now_secs(),
     )?;
+    if let Some(step) = &job.job_step {
+        let Some(granted) = &grant.step else {
+            return Err(refuse(
+                ErrorKind::Job,
+                "a job step must be a step of an approved script",
+            ));
+        };
+        shared
+            .job_records
+            .check_step(
+                step,
+                &job.request.request.signer.to_string(),
+                &granted.run.script.to_string(),
+                &plan.inputs(),
+            )
+            .map_err(job_error)?;
+    }
     let mut inputs: Vec<(String, TableInfo)> = Vec::new();
     for (position, text) in plan.inputs().into_iter().enumerate() {
         let handle: Handle = text.parse().map_err(|e| {
@@ -1672,6 +1806,10 @@ fn prepare_query(
             .map(|(_, info)| input_fingerprint(info))
             .collect(),
         min_threshold: shared.config.file.limits.min_threshold,
+        release: (
+            shared.config.file.release.redact_at_most,
+            shared.config.file.release.round_to,
+        ),
     };
     Ok((
         status,
@@ -1683,15 +1821,35 @@ fn prepare_query(
     ))
 }
 
-/// Runs a query: agree on the inputs, run the plan over the mesh, and
-/// answer with the sealed aggregate or store the result table.
+/// Runs a query and records, for a job's step, how it ended.
 fn run_query(
     shared: &Shared,
     mesh: &mut Mesh,
     job: &Job,
     plan: &triad_plan::Query,
 ) -> Result<(Reply, &'static str), MeshLost> {
+    let mut grant = None;
+    let answered = run_plan(shared, mesh, job, plan, &mut grant);
+    if let Some(job_step) = &job.job_step {
+        record_job_step(shared, job_step, grant.as_ref(), &answered);
+    }
+    answered
+}
+
+/// Runs a query: agree on the inputs, run the plan over the mesh, and
+/// answer with the sealed aggregate or store the result table. `granted`
+/// is set once this node has authorized a script step.
+fn run_plan(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    job: &Job,
+    plan: &triad_plan::Query,
+    granted: &mut Option<authz::StepGrant>,
+) -> Result<(Reply, &'static str), MeshLost> {
     let prepared = prepare_query(shared, job, plan);
+    if let Ok((_, prepared)) = &prepared {
+        granted.clone_from(&prepared.grant.step);
+    }
     let status: Result<QueryStatus, ApiError> = match &prepared {
         Ok((status, _)) => Ok(status.clone()),
         Err(error) => Err(error.clone()),
@@ -1726,6 +1884,26 @@ fn run_query(
         }
     }
     let min_threshold = reports.iter().map(|r| r.min_threshold).max().unwrap_or(0);
+    // A job's revealed aggregates are its moderately_sensitive outputs:
+    // they leave the nodes only through the deployment's release policy.
+    let release = if job.job_step.is_some() {
+        if reports.iter().any(|r| r.release != reports[0].release) {
+            return Ok((
+                Reply::Refused(refuse(
+                    ErrorKind::Internal,
+                    "the nodes are configured with different release policies",
+                )),
+                "refused",
+            ));
+        }
+        Some(triad_exec::ReleasePolicy {
+            min_threshold: min_threshold.max(1),
+            redact_at_most: reports[0].release.0,
+            round_to: reports[0].release.1,
+        })
+    } else {
+        None
+    };
     let Ok((_, mut prepared)) = prepared else {
         return Ok((
             Reply::Refused(refuse(ErrorKind::Internal, "unreachable")),
@@ -1750,6 +1928,7 @@ fn run_query(
             &mut prepared.tables,
             &Policy {
                 min_threshold,
+                release,
                 ..Policy::default()
             },
         );
@@ -1791,6 +1970,61 @@ fn run_query(
     answered
 }
 
+/// Records how a job's step ended. Refusals that ran nothing (a peer
+/// away, the job's own order) leave the action as it was, so the step can
+/// be sent again.
+fn record_job_step(
+    shared: &Shared,
+    job_step: &JobStep,
+    grant: Option<&authz::StepGrant>,
+    answered: &Result<(Reply, &'static str), MeshLost>,
+) {
+    let last = |g: &authz::StepGrant| g.step + 1 == g.steps;
+    let end = match (answered, grant) {
+        (Ok((Reply::Stored { handle, .. }, _)), Some(g)) => StepOutcome::Stored {
+            step: g.step,
+            handle: *handle,
+            last: last(g),
+        },
+        (Ok((Reply::Answer { ciphertext, .. }, _)), Some(g)) => StepOutcome::Answered {
+            step: g.step,
+            sealed: blake3::hash(ciphertext).to_hex().to_string(),
+            last: last(g),
+        },
+        (Ok((Reply::Refused(error), _)), grant) => {
+            let reason = match error.kind {
+                ErrorKind::ThresholdNotMet => FailReason::ThresholdNotMet,
+                ErrorKind::NotUnique => FailReason::NotUnique,
+                ErrorKind::NoMatchingAuthorization => FailReason::NoMatchingAuthorization,
+                ErrorKind::Unauthorized | ErrorKind::BadPlan => FailReason::Error,
+                _ => return,
+            };
+            match grant {
+                Some(g)
+                    if g.allow_errors
+                        && matches!(
+                            reason,
+                            FailReason::ThresholdNotMet | FailReason::NotUnique
+                        ) =>
+                {
+                    StepOutcome::Allowed {
+                        step: g.step,
+                        last: last(g),
+                    }
+                }
+                _ => StepOutcome::Failed {
+                    reason,
+                    message: error.message.clone(),
+                },
+            }
+        }
+        _ => return,
+    };
+    if let Err(error) = shared.job_records.record_step(job_step, end, now_secs()) {
+        tracing::error!(%error, job = %job_step.job, "recording a job step failed");
+    }
+}
+
 /// Turns a query's outcome into the reply: sealed answer, stored table or
 /// refusal.
 fn answer_query(
@@ -1815,6 +2049,7 @@ fn answer_query(
                 Ok((ephemeral_public, ciphertext)) => (
                     Reply::Answer {
                         passed: answer.passed,
+                        rule: answer.rule,
                         ephemeral_public,
                         ciphertext,
                         stats,

@@ -333,6 +333,7 @@ impl TestClient {
                         body: body.clone(),
                         payload,
                         approved: None,
+                        job: None,
                     };
                     let runtime = &self.runtime;
                     scope.spawn(move || {

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use triad_auth::{
-    ApprovedScript, Digest, Mode, SignedRequest, UserPublicKey, parse_step_reference,
-    step_reference,
+    ApprovedScript, Digest, Mode, SignedRequest, UserPublicKey, output_reference,
+    parse_output_reference, parse_step_reference, step_reference,
 };
 
 use crate::api::{ApiError, ErrorKind};
@@ -71,10 +71,10 @@ pub(crate) fn namespace_name(namespace: Namespace) -> &'static str {
 /// A script step the nodes agreed may run, and what to record after it.
 #[derive(Debug, Clone)]
 pub(crate) struct StepGrant {
-    run: RunKey,
-    step: u32,
-    allow_errors: bool,
-    steps: u32,
+    pub(crate) run: RunKey,
+    pub(crate) step: u32,
+    pub(crate) allow_errors: bool,
+    pub(crate) steps: u32,
 }
 
 /// What a query may run as, and the policy its stored result gets.
@@ -138,6 +138,7 @@ pub(crate) fn authorize_query(
         dummy_for: None,
         approvers: approvers.into_iter().collect(),
         restricted: !owns_all,
+        made_by: None,
     };
     #[cfg(feature = "fault-injection")]
     if config.file.faults.accept_unauthorized {
@@ -203,6 +204,10 @@ pub(crate) fn authorize_query(
                 return Err(at(format!("the approval of script {digest} was revoked")));
             }
             let production = production_handles(&approved)?;
+            let mut read = production.clone();
+            read.extend(step_inputs.iter().copied());
+            read.sort();
+            read.dedup();
             for handle in &production {
                 visible_table(store, handle, Mode::Authorized)
                     .map_err(|e| at(format!("the script reads {e}")))?;
@@ -211,7 +216,7 @@ pub(crate) fn authorize_query(
             approved
                 .check(&config.deployment, &texts, now)
                 .map_err(|e| at(e.to_string()))?;
-            check_approvers(config, store, &approved, &production).map_err(at)?;
+            check_approvers(config, store, &approved, &read).map_err(at)?;
             let key = RunKey {
                 script: digest,
                 analyst: signer,
@@ -244,9 +249,28 @@ pub(crate) fn authorize_query(
                     *handle = step_reference(j as u32);
                 }
             }
+            // A table another approved script stored on production data
+            // is recorded by what made it; the sent plan names it by handle.
+            for (frame, recorded_frame) in sent.frames.iter_mut().zip(&recorded_plan.frames) {
+                if let (
+                    triad_plan::Frame::Table { handle },
+                    triad_plan::Frame::Table { handle: reference },
+                ) = (frame, recorded_frame)
+                    && parse_output_reference(reference).is_some()
+                    && let Ok(parsed) = handle.parse::<Handle>()
+                    && let Ok(info) = visible_table(store, &parsed, Mode::Authorized)
+                    && info.policy.made_by.as_deref() == Some(reference.as_str())
+                {
+                    *handle = reference.clone();
+                }
+            }
             if sent != recorded_plan {
                 return Err(at(describe_difference(&recorded_plan, &sent)));
             }
+            let result_policy = TablePolicy {
+                made_by: Some(output_reference(&digest, step)),
+                ..result_policy
+            };
             Ok(Grant {
                 step: Some(StepGrant {
                     run: key,
@@ -267,6 +291,9 @@ fn production_handles(approved: &ApprovedScript) -> Result<Vec<Handle>, ApiError
         let plan = triad_plan::Query::decode(&step.plan)
             .map_err(|e| no_match(format!("step {index} of the script: {e}")))?;
         for text in plan.inputs() {
+            if parse_output_reference(text).is_some() {
+                continue;
+            }
             if let Some(earlier) = parse_step_reference(text) {
                 if earlier as usize >= index {
                     return Err(no_match(format!(
@@ -407,7 +434,7 @@ fn first_difference(
 /// Names one analyst's run of one script.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RunKey {
-    script: Digest,
+    pub(crate) script: Digest,
     analyst: UserPublicKey,
 }
 

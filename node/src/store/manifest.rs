@@ -86,6 +86,12 @@ pub struct TablePolicy {
     /// it only through approved scripts, as it would its sources.
     #[serde(default)]
     pub restricted: bool,
+    /// For a table a step of an approved script stored on production
+    /// data: that script and step, as `triad_auth::output_reference`, so
+    /// that another approved script (a pipeline's later action) may name
+    /// it by what made it rather than by its handle.
+    #[serde(default)]
+    pub made_by: Option<String>,
 }
 
 impl TablePolicy {
@@ -495,6 +501,7 @@ mod tests {
                 dummy_for: Some("cd".repeat(32).parse().unwrap_or_else(|_| unreachable!())),
                 approvers: vec!["ef".repeat(32)],
                 restricted: true,
+                made_by: Some(format!("output:{}:2", "ab".repeat(32))),
             },
         };
         Manifest {
