@@ -172,6 +172,9 @@ pub struct OutputView {
     /// For aggregates: BLAKE3 of the ciphertexts this node sealed to the
     /// requester, one per revealing step, once sent.
     pub sealed: Vec<String>,
+    /// For aggregates: the release policy they went through.
+    #[serde(default)]
+    pub rule: Option<String>,
 }
 
 /// One action of a job.
@@ -631,6 +634,7 @@ impl JobStore {
                         level: level(o.level),
                         handle: None,
                         sealed: Vec::new(),
+                        rule: None,
                     })
                     .collect(),
                 stored: BTreeMap::new(),
@@ -784,6 +788,7 @@ impl JobStore {
             StepOutcome::Answered {
                 step: index,
                 sealed,
+                rule,
                 last,
             } => {
                 if let Some(output) = action
@@ -792,6 +797,9 @@ impl JobStore {
                     .find(|o| o.level == Level::ModeratelySensitive)
                 {
                     output.sealed.push(sealed);
+                    if rule.is_some() {
+                        output.rule = rule;
+                    }
                 }
                 action.steps_done = index + 1;
                 if last {
@@ -883,6 +891,8 @@ pub enum StepOutcome {
         step: u32,
         /// BLAKE3 of the ciphertext (hex).
         sealed: String,
+        /// The release policy applied.
+        rule: Option<String>,
         /// Whether it was the script's last step.
         last: bool,
     },

@@ -1310,7 +1310,14 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
                 None => Err(refuse(ErrorKind::Internal, "no staged upload")),
             };
             Ok(
-                match agree_and_commit(shared, mesh, mine, None, "the upload")? {
+                match agree_and_commit(
+                    shared,
+                    mesh,
+                    mine,
+                    None,
+                    job.request.request.issued_at,
+                    "the upload",
+                )? {
                     Ok(info) => (
                         Reply::Uploaded {
                             handle: info.handle,
@@ -1490,6 +1497,10 @@ fn agree_and_commit(
     mesh: &mut Mesh,
     mine: Result<StagedUpload, ApiError>,
     derived: Option<&Digest>,
+    // The signed request's time, not this node's clock: the commit time
+    // is part of the table's public metadata, which the three nodes must
+    // report alike (a client lists only tables all three agree on).
+    committed_at: u64,
     what: &str,
 ) -> Result<Result<TableInfo, (Reply, &'static str)>, MeshLost> {
     let store = &shared.store;
@@ -1543,8 +1554,8 @@ fn agree_and_commit(
         .and_then(|mut p| p.add(handle).map_err(|e| e.to_string()));
     let committed = match recorded {
         Ok(()) => match derived {
-            Some(request) => store.commit_derived(&agreed, request, now_secs()),
-            None => store.commit(&agreed, now_secs()),
+            Some(request) => store.commit_derived(&agreed, request, committed_at),
+            None => store.commit(&agreed, committed_at),
         }
         .map_err(|e| e.to_string()),
         Err(e) => Err(e),
@@ -1986,9 +1997,18 @@ fn record_job_step(
             handle: *handle,
             last: last(g),
         },
-        (Ok((Reply::Answer { ciphertext, .. }, _)), Some(g)) => StepOutcome::Answered {
+        (
+            Ok((
+                Reply::Answer {
+                    ciphertext, rule, ..
+                },
+                _,
+            )),
+            Some(g),
+        ) => StepOutcome::Answered {
             step: g.step,
             sealed: blake3::hash(ciphertext).to_hex().to_string(),
+            rule: rule.clone(),
             last: last(g),
         },
         (Ok((Reply::Refused(error), _)), grant) => {
@@ -2114,7 +2134,14 @@ fn store_derived(
         shared.store.stage(&upload).map_err(store_error)
     });
     Ok(
-        match agree_and_commit(shared, mesh, mine, Some(&request), "the query result")? {
+        match agree_and_commit(
+            shared,
+            mesh,
+            mine,
+            Some(&request),
+            job.request.request.issued_at,
+            "the query result",
+        )? {
             Ok(info) => (
                 Reply::Stored {
                     handle: info.handle,

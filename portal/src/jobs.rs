@@ -138,8 +138,12 @@ fn render_output(output: &OutputView) -> String {
             0 => "not released yet".into(),
             n => format!(
                 "sealed to the requester ({n} encrypted result{}); only the requester's \
-                 client can open it",
-                if n == 1 { "" } else { "s" }
+                 client can open it{}",
+                if n == 1 { "" } else { "s" },
+                match &output.rule {
+                    Some(rule) => format!("; release policy: {}", escape(rule)),
+                    None => String::new(),
+                }
             ),
         },
     };
@@ -339,6 +343,7 @@ pub(crate) mod tests {
                         level: Level::HighlySensitive,
                         handle: Some(handle),
                         sealed: vec![],
+                        rule: None,
                     }],
                     stored: BTreeMap::from([(0, handle)]),
                     inputs: BTreeMap::from([("party1".to_string(), "aa".repeat(32))]),
@@ -360,6 +365,10 @@ pub(crate) mod tests {
                         level: Level::ModeratelySensitive,
                         handle: None,
                         sealed: vec!["55".repeat(32), "66".repeat(32)],
+                        rule: Some(
+                            "counts <= 7 redacted; counts rounded to the nearest 5; threshold >= 3"
+                                .into(),
+                        ),
                     }],
                     stored: BTreeMap::new(),
                     inputs: BTreeMap::from([("merged".to_string(), "merge.merged".into())]),
@@ -386,6 +395,7 @@ pub(crate) mod tests {
             "2 of 4",
             &"ab".repeat(32),
             "sealed to the requester (2 encrypted results)",
+            "release policy: counts &lt;= 7 redacted",
             "highly_sensitive",
             "moderately_sensitive",
             "Show triad.yaml",
