@@ -60,8 +60,23 @@ async function readKeyFile(input) {
   return { secret, publicKey };
 }
 
-// Signs the bytes given as hex with the key file's seed.
-async function signHex(keyFile, toSignHex) {
+// The signature domains this page signs in. A login signature must never
+// be usable as an approval (or a node request): the bytes must start with
+// the domain of what the user clicked, checked here before signing, so
+// that a fault in the server cannot turn one into the other.
+const LOGIN_DOMAIN = 'triad/portal-login/v1';
+const APPROVAL_DOMAIN = 'triad/approval/v1';
+
+function domainHex(domain) {
+  return Array.from(new TextEncoder().encode(domain), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// Signs the bytes given as hex, which must be in `domain`, with the key
+// file's seed.
+async function signHex(keyFile, toSignHex, domain) {
+  if (!toSignHex.toLowerCase().startsWith(domainHex(domain))) {
+    throw new Error('The portal asked to sign something other than ' + domain + '; nothing was signed.');
+  }
   if (!window.crypto || !window.crypto.subtle) {
     throw new Error('This browser offers no WebCrypto here: open the portal over HTTPS.');
   }
@@ -126,7 +141,7 @@ function setUpLogin() {
   const message = document.getElementById('message');
   handle(form, message, async () => {
     const keyFile = await readKeyFile(document.getElementById('key-file'));
-    const signature = await signHex(keyFile, form.dataset.sign);
+    const signature = await signHex(keyFile, form.dataset.sign, LOGIN_DOMAIN);
     return postJson('/login', {
       challenge: form.dataset.challenge,
       public_key: keyFile.publicKey,
@@ -146,7 +161,7 @@ function setUpApprove() {
     }
     const days = parseInt(document.getElementById('days').value, 10);
     const prepared = await postJson(form.dataset.prepare, { days });
-    const signature = await signHex(keyFile, prepared.sign);
+    const signature = await signHex(keyFile, prepared.sign, APPROVAL_DOMAIN);
     return postJson(form.dataset.approve, { token: prepared.token, signature });
   });
 }
