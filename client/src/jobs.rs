@@ -300,8 +300,24 @@ fn run_action(
                     rule,
                 });
             }
+            // The script goes on; the file says what the gate said, so
+            // that released files stay one per revealing step.
             Err(ClientError::ThresholdNotMet { .. } | ClientError::NotUnique { .. })
-                if step.allow_errors => {}
+                if step.allow_errors =>
+            {
+                let path = out_dir.join(&action.name).join(format!("step{index}.csv"));
+                let io = |e: std::io::Error| {
+                    ClientError::Usage(format!("writing {}: {e}", path.display()))
+                };
+                fs::create_dir_all(path.parent().unwrap_or(out_dir)).map_err(io)?;
+                fs::write(&path, "value\nthreshold not met\n").map_err(io)?;
+                released.push(Released {
+                    action: action.name.clone(),
+                    step: index,
+                    path,
+                    rule: None,
+                });
+            }
             Err(
                 ClientError::ThresholdNotMet { .. }
                 | ClientError::NotUnique { .. }

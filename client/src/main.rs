@@ -847,6 +847,13 @@ fn demo_job(
         if job.status != JobStatus::Succeeded {
             bail!("job {} {}", job.id, job.status.as_str());
         }
+        if released.len() != clear.len() {
+            bail!(
+                "{} released files for {} months",
+                released.len(),
+                clear.len()
+            );
+        }
         for (file, (month, exact)) in released.iter().zip(&clear) {
             let text = std::fs::read_to_string(&file.path)?;
             let value = text
@@ -872,7 +879,7 @@ fn demo_job(
                 bail!("the released value for month {month} differs from polars after the policy");
             }
         }
-        if let Some(rule) = released.first().and_then(|r| r.rule.as_deref()) {
+        if let Some(rule) = released.iter().find_map(|r| r.rule.as_deref()) {
             println!("    release policy: {rule}");
         }
     }

@@ -54,6 +54,31 @@ fn the_demo_runs_end_to_end() {
         out.contains("NoMatchingAuthorization") && out.contains("recorded 5, sent 6"),
         "{out}"
     );
+    // The same analysis as a two-action pipeline run as a job request,
+    // twice: the second time the unchanged merge is skipped.
+    assert!(out.contains("8. the same analysis as a pipeline"), "{out}");
+    let jobs: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("job ") && l.contains("workspace demo"))
+        .collect();
+    assert_eq!(jobs.len(), 2, "{out}");
+    assert!(jobs.iter().all(|j| j.contains("succeeded")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("merge_tables") && l.contains("skipped")),
+        "{out}"
+    );
+    assert_eq!(out.matches("(polars ").count(), 6, "{out}");
+    assert!(!out.contains("DIFFERS"), "{out}");
+    // With 200 rows every month may stay under its gate; the policy shows
+    // wherever something was released.
+    assert!(
+        out.contains("release policy: counts <= 7 redacted")
+            || !out.contains("(polars redacted")
+                && out.matches("(polars threshold not met").count() == 6,
+        "{out}"
+    );
+    assert!(demo.join("project/triad.yaml").exists());
     // The approved script in a pipeline: checked, then a broken copy
     // reports each error with its line.
     let handles: Vec<&str> = out

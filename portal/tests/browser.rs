@@ -381,6 +381,7 @@ fn job_fixture() -> triad_node::jobs::JobView {
             level: Level::ModeratelySensitive,
             handle: None,
             sealed: vec!["55".repeat(32)],
+            rule: None,
         }],
     );
     sums.reason = Some(FailReason::ThresholdNotMet);
@@ -410,6 +411,7 @@ fn job_fixture() -> triad_node::jobs::JobView {
                     level: Level::HighlySensitive,
                     handle: Some(handle),
                     sealed: Vec::new(),
+                    rule: None,
                 }],
             ),
             sums,
@@ -700,6 +702,29 @@ fn an_approver_reads_the_steps_and_approves_and_another_recording_is_rejected() 
     assert!(count.as_i64().unwrap() > 0, "{count:?}");
     analyst.close_script().unwrap();
 
+    // The same script as a one-action pipeline, run as a job request:
+    // its page comes from the nodes' records.
+    let pipeline = recordings.join("triad.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "version: 1\nactions:\n  study:\n    script: portal-study.approved\n    inputs:\n      table: {production}\n    outputs:\n      moderately_sensitive:\n        counts: aggregates\n"
+        ),
+    )
+    .unwrap();
+    let submission =
+        triad_client::jobs::submission(&pipeline, "portal-study", &["study".into()], false)
+            .unwrap();
+    let job = analyst.submit_job(&submission).unwrap();
+    let (job, released) =
+        triad_client::jobs::run_job(&analyst, &job, &submission, &root.join("released")).unwrap();
+    assert_eq!(
+        job.status,
+        triad_node::jobs::JobStatus::Succeeded,
+        "{job:#?}"
+    );
+    assert_eq!(released.len(), 2);
+
     runtime().block_on(async {
         // The analyst submits the other recording on the upload page.
         let browser = Browser::open(&portal, &root.join("chromedriver-analyst.log")).await;
@@ -752,6 +777,26 @@ fn an_approver_reads_the_steps_and_approves_and_another_recording_is_rejected() 
         browser.goto("/jobs").await;
         browser.wait_text("h1", "Job requests").await;
         assert!(browser.client.find(Locator::Id("error")).await.is_err());
+        browser
+            .wait_for(&format!("#jobs a[href='/jobs/{}']", job.id))
+            .await
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(browser.text("#job-id").await, job.id);
+        assert_eq!(browser.text("#workspace").await, "portal-study");
+        assert!(browser.text("#status").await.contains("succeeded"));
+        assert!(browser.text("#requester").await.contains("analyst"));
+        assert_eq!(browser.text("#requested").await, "study");
+        let action = browser.text("#action-study").await;
+        assert!(action.contains("succeeded"), "{action}");
+        assert!(action.contains("moderately_sensitive"), "{action}");
+        assert!(action.contains("sealed to the requester"), "{action}");
+        assert!(
+            action.contains("release policy: counts <= 7 redacted"),
+            "{action}"
+        );
+        browser.snapshot("real-job").await;
         browser.close().await;
     });
 
