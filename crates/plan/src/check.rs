@@ -882,6 +882,13 @@ fn check_output(output: &Output, frames: &[CheckedFrame]) -> Result<CheckedOutpu
             if keys.is_empty() {
                 return Err(PlanError::Type("group-by needs at least one key".into()));
             }
+            // The groups' gates count what the aggregates cover: without
+            // one there is nothing to gate, and the keys would go out bare.
+            if aggregations.is_empty() {
+                return Err(PlanError::Type(
+                    "group-by needs at least one aggregate".into(),
+                ));
+            }
             let mut infos = Vec::new();
             let mut domain: u128 = 1;
             for k in keys {
@@ -1050,6 +1057,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn group_by_needs_an_aggregate() {
+        let s = schema();
+        let query = Query {
+            version: crate::PLAN_VERSION,
+            frames: vec![Frame::Table { handle: "t".into() }],
+            output: Output::GroupBy {
+                frame: 0,
+                keys: vec!["day".into()],
+                aggregations: vec![],
+                threshold: None,
+            },
+        };
+        assert_eq!(
+            check(&query, &|_: &str| Some(s.clone())),
+            Err(PlanError::Type(
+                "group-by needs at least one aggregate".into()
+            ))
+        );
     }
 
     #[test]
