@@ -743,14 +743,24 @@ impl JobStore {
         Ok(())
     }
 
-    /// Records the end of one step of the job's current action.
+    /// Records the end of one step of the job's current action, sent by
+    /// `signer` (hex). A step from anyone but the requester, or for
+    /// another action than the current one, changes nothing: it was
+    /// refused, and must not fail someone else's job.
     pub fn record_step(
         &self,
         step: &JobStep,
+        signer: &str,
         end: StepOutcome,
         now: u64,
     ) -> Result<JobView, JobError> {
         let mut job = self.get(&step.job)?;
+        if job.requester != signer
+            || job.status.is_final()
+            || job.current().is_none_or(|a| a.name != step.action)
+        {
+            return Ok(job);
+        }
         let workspace = job.workspace.clone();
         if job.started_at.is_none() {
             job.started_at = Some(now);
@@ -910,4 +920,175 @@ pub enum StepOutcome {
         /// For people, without values.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(name: &str, needs: &[&str], level: Level) -> ActionView {
+        ActionView {
+            name: name.into(),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            script: "aa".repeat(32),
+            digest: format!("{name}-digest"),
+            status: JobStatus::Pending,
+            reason: None,
+            message: None,
+            steps: 1,
+            steps_done: 0,
+            started_at: None,
+            finished_at: None,
+            outputs: vec![OutputView {
+                name: "out".into(),
+                level,
+                handle: None,
+                sealed: Vec::new(),
+                rule: None,
+            }],
+            stored: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+        }
+    }
+
+    fn job(requester: &str) -> JobView {
+        JobView {
+            id: "0123456789abcdef".into(),
+            workspace: "w".into(),
+            requester: requester.into(),
+            requester_name: "analyst".into(),
+            pipeline: String::new(),
+            pipeline_digest: String::new(),
+            requested: vec!["sums".into()],
+            force_run_dependencies: false,
+            status: JobStatus::Pending,
+            reason: None,
+            created_at: 10,
+            started_at: None,
+            finished_at: None,
+            actions: vec![
+                action("merge", &[], Level::HighlySensitive),
+                action("sums", &["merge"], Level::ModeratelySensitive),
+                action("more", &["sums"], Level::ModeratelySensitive),
+            ],
+        }
+    }
+
+    fn step(action: &str) -> JobStep {
+        JobStep {
+            job: "0123456789abcdef".into(),
+            action: action.into(),
+        }
+    }
+
+    fn failed() -> StepOutcome {
+        StepOutcome::Failed {
+            reason: FailReason::NoMatchingAuthorization,
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_requesters_steps_of_the_current_action_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        let planned = job("alice");
+        store.put(&planned).unwrap();
+        // Someone else's refused step, and a step of a later action, fail
+        // nothing.
+        store
+            .record_step(&step("merge"), "mallory", failed(), 11)
+            .unwrap();
+        store
+            .record_step(&step("sums"), "alice", failed(), 11)
+            .unwrap();
+        assert_eq!(store.get(&planned.id).unwrap(), planned);
+        assert!(matches!(
+            store.check_step(&step("merge"), "mallory", &"aa".repeat(32), &[]),
+            Err(JobError::OutOfOrder(m)) if m.contains("only its requester")
+        ));
+        assert!(matches!(
+            store.check_step(&step("sums"), "alice", &"aa".repeat(32), &[]),
+            Err(JobError::OutOfOrder(m)) if m.contains("the next action is \"merge\"")
+        ));
+        store
+            .check_step(&step("merge"), "alice", &"aa".repeat(32), &[])
+            .unwrap();
+
+        // The merge stores its table and succeeds; the job runs on.
+        let table: Handle = "cd".repeat(32).parse().unwrap();
+        let view = store
+            .record_step(
+                &step("merge"),
+                "alice",
+                StepOutcome::Stored {
+                    step: 0,
+                    handle: table,
+                    last: true,
+                },
+                12,
+            )
+            .unwrap();
+        assert_eq!(view.status, JobStatus::Running);
+        assert_eq!(view.started_at, Some(12));
+        assert_eq!(view.actions[0].status, JobStatus::Succeeded);
+        assert_eq!(view.actions[0].outputs[0].handle, Some(table));
+        // The sums may read it; another table they may not.
+        store
+            .check_step(
+                &step("sums"),
+                "alice",
+                &"aa".repeat(32),
+                &[&table.to_string()],
+            )
+            .unwrap();
+        assert!(
+            store
+                .check_step(
+                    &step("sums"),
+                    "alice",
+                    &"aa".repeat(32),
+                    &[&"ef".repeat(32)]
+                )
+                .is_err()
+        );
+        // The merge's digest is remembered for skipping.
+        assert!(store.done("w").unwrap().contains_key("merge-digest"));
+
+        // The sums fail: so does what needs them, and the job.
+        let view = store
+            .record_step(&step("sums"), "alice", failed(), 13)
+            .unwrap();
+        assert_eq!(view.status, JobStatus::Failed);
+        assert_eq!(view.reason, Some(FailReason::NoMatchingAuthorization));
+        assert_eq!(view.finished_at, Some(13));
+        assert_eq!(view.actions[2].reason, Some(FailReason::DependencyFailed));
+        assert!(store.cancel(&view.id, "alice", 14).is_err());
+    }
+
+    #[test]
+    fn cancelling_fails_what_is_left_and_only_the_requester_may() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        let planned = job("alice");
+        store.put(&planned).unwrap();
+        assert!(store.cancel(&planned.id, "mallory", 11).is_err());
+        let view = store.cancel(&planned.id, "alice", 11).unwrap();
+        assert_eq!(view.reason, Some(FailReason::Cancelled));
+        assert!(
+            view.actions
+                .iter()
+                .all(|a| a.reason == Some(FailReason::Cancelled))
+        );
+        assert!(matches!(
+            store.check_step(&step("merge"), "alice", &"aa".repeat(32), &[]),
+            Err(JobError::OutOfOrder(m)) if m.contains("failed (cancelled)")
+        ));
+        // Ids are checked before any path is made from them.
+        assert!(matches!(
+            store.get("../../etc/passwd"),
+            Err(JobError::Unknown(_))
+        ));
+        assert_eq!(store.list().unwrap(), vec![view]);
+    }
 }

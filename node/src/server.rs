@@ -1842,7 +1842,7 @@ fn run_query(
     let mut grant = None;
     let answered = run_plan(shared, mesh, job, plan, &mut grant);
     if let Some(job_step) = &job.job_step {
-        record_job_step(shared, job_step, grant.as_ref(), &answered);
+        record_job_step(shared, job, job_step, grant.as_ref(), &answered);
     }
     answered
 }
@@ -1986,6 +1986,7 @@ fn run_plan(
 /// be sent again.
 fn record_job_step(
     shared: &Shared,
+    job: &Job,
     job_step: &JobStep,
     grant: Option<&authz::StepGrant>,
     answered: &Result<(Reply, &'static str), MeshLost>,
@@ -2040,7 +2041,11 @@ fn record_job_step(
         }
         _ => return,
     };
-    if let Err(error) = shared.job_records.record_step(job_step, end, now_secs()) {
+    let signer = job.request.request.signer.to_string();
+    if let Err(error) = shared
+        .job_records
+        .record_step(job_step, &signer, end, now_secs())
+    {
         tracing::error!(%error, job = %job_step.job, "recording a job step failed");
     }
 }
