@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use triad_auth::{Approval, ApprovedScript, DeploymentId, Mode, SCRIPT_VERSION, UserKey};
-use triad_client::cluster::LocalCluster;
+use triad_auth::{Approval, ApprovedScript, DeploymentId, Mode, SCRIPT_VERSION};
 use triad_client::prelude::*;
 use triad_client::schema::Schema;
 use triad_client::script::{self, ApprovedFile};
@@ -16,7 +15,9 @@ use triad_client::{ConnectionFile, UploadOptions, seed};
 use triad_node::audit;
 use triad_node::config::{Config, Role};
 
-const PROGRAM: &str = env!("CARGO_BIN_EXE_triad");
+mod common;
+
+use common::Fixture;
 
 const PEOPLE: [(&str, Role); 7] = [
     ("hospital", Role::Owner),
@@ -28,53 +29,13 @@ const PEOPLE: [(&str, Role); 7] = [
     ("approver2", Role::Approver),
 ];
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    cluster: LocalCluster,
+/// The seed-shaped tables these tests start from.
+trait Seeded {
+    fn hospital_table(&self, rows: usize, seed: u64) -> (Client, Handle);
+    fn generated_dummy(&self, client: &Client, production: &Handle, rows: usize) -> Handle;
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        Fixture::with(|_| {})
-    }
-
-    /// A cluster whose configurations `edit` may change before it starts.
-    fn with(edit: impl FnOnce(&LocalCluster)) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let mut users = Vec::new();
-        for (name, role) in PEOPLE {
-            let key = UserKey::generate().unwrap();
-            key.save(&root.join(format!("{name}.key"))).unwrap();
-            users.push((name.to_string(), key.public().to_string(), vec![role]));
-        }
-        let mut cluster = LocalCluster::create(
-            &root.join("cluster"),
-            Path::new(PROGRAM),
-            &users,
-            &root.join("hospital.key"),
-        )
-        .unwrap();
-        edit(&cluster);
-        cluster.start(Duration::from_secs(60)).unwrap();
-        Fixture {
-            _dir: dir,
-            root,
-            cluster,
-        }
-    }
-
-    fn key(&self, name: &str) -> UserKey {
-        UserKey::load(&self.root.join(format!("{name}.key"))).unwrap()
-    }
-
-    fn connect(&self, name: &str) -> Client {
-        let mut file = ConnectionFile::load(&self.cluster.connection_path()).unwrap();
-        file.key = self.root.join(format!("{name}.key"));
-        Client::connect(&file).unwrap()
-    }
-
+impl Seeded for Fixture {
     /// Writes seed-shaped tables of `rows` rows and uploads party 1's as
     /// the hospital's production table.
     fn hospital_table(&self, rows: usize, seed: u64) -> (Client, Handle) {
@@ -102,17 +63,6 @@ impl Fixture {
             .upload_with(&seed::dummy_table(&schema, rows, 1).unwrap(), &options)
             .unwrap()
             .handle
-    }
-
-    fn upload(
-        &self,
-        client: &Client,
-        csv: &Path,
-        schema: &Path,
-        options: &UploadOptions,
-    ) -> Handle {
-        let table = read_table(csv, Some(&Schema::load(schema).unwrap())).unwrap();
-        client.upload_with(&table, options).unwrap().handle
     }
 }
 
@@ -205,7 +155,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 
 #[test]
 fn recorded_scripts_run_unchanged_and_only_unchanged() {
-    let f = Fixture::new();
+    let f = Fixture::start(&PEOPLE, |_| {});
     let data = f.root.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let tables = seed::write_demo_tables(&data, 400, 11).unwrap();
@@ -517,7 +467,7 @@ fn a_stolen_signed_request_yields_nothing_usable() {
     use triad_net::{LinkConfig, NodeLink};
     use triad_node::api::{self, Body, CallHeader, ErrorKind, Reply};
 
-    let f = Fixture::new();
+    let f = Fixture::start(&PEOPLE, |_| {});
     let (hospital, handle) = f.hospital_table(50, 5);
     let frame = hospital.frame(&handle).unwrap();
     let (query, _) = frame
@@ -632,7 +582,7 @@ fn revocations_and_differing_roles_documents() {
         roles_revoke_approval, roles_revoke_key, roles_sign,
     };
 
-    let mut f = Fixture::new();
+    let mut f = Fixture::start(&PEOPLE, |_| {});
     let (hospital, p1) = f.hospital_table(60, 9);
     let analyst = f.connect("analyst");
     let d1 = f.generated_dummy(&analyst, &p1, 30);
@@ -724,7 +674,7 @@ fn revocations_and_differing_roles_documents() {
 /// two honest nodes refuse, and no node runs the protocol.
 #[test]
 fn a_node_that_accepts_anything_reveals_nothing() {
-    let f = Fixture::with(|cluster| {
+    let f = Fixture::start(&PEOPLE, |cluster| {
         let path = cluster.config(1);
         let mut file = triad_node::config::ConfigFile::read(path).unwrap();
         file.faults.accept_unauthorized = true;

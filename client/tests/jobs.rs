@@ -8,12 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use triad_auth::UserKey;
-use triad_client::cluster::LocalCluster;
 use triad_client::jobs::{run_job, submission};
 use triad_client::prelude::*;
-use triad_client::schema::Schema;
 use triad_client::script;
-use triad_client::table::read_table;
 use triad_client::{ConnectionFile, UploadOptions, seed};
 use triad_node::api::ErrorKind;
 use triad_node::config::Role;
@@ -28,58 +25,16 @@ const PEOPLE: [(&str, Role); 4] = [
     ("approver", Role::Approver),
 ];
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    cluster: LocalCluster,
+mod common;
+
+use common::Fixture;
+
+/// Approves recordings as the deployment's approver.
+trait Approve {
+    fn approve(&self, recording: &Path) -> PathBuf;
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let mut users = Vec::new();
-        for (name, role) in PEOPLE {
-            let key = UserKey::generate().unwrap();
-            key.save(&root.join(format!("{name}.key"))).unwrap();
-            users.push((name.to_string(), key.public().to_string(), vec![role]));
-        }
-        let mut cluster = LocalCluster::create(
-            &root.join("cluster"),
-            Path::new(PROGRAM),
-            &users,
-            &root.join("hospital.key"),
-        )
-        .unwrap();
-        cluster.start(Duration::from_secs(60)).unwrap();
-        Fixture {
-            _dir: dir,
-            root,
-            cluster,
-        }
-    }
-
-    fn connect(&self, name: &str) -> Client {
-        let mut file = ConnectionFile::load(&self.cluster.connection_path()).unwrap();
-        file.key = self.root.join(format!("{name}.key"));
-        Client::connect(&file).unwrap()
-    }
-
-    fn upload(
-        &self,
-        client: &Client,
-        csv: &Path,
-        schema: &Path,
-        dummy_for: Option<Handle>,
-    ) -> Handle {
-        let table = read_table(csv, Some(&Schema::load(schema).unwrap())).unwrap();
-        let options = UploadOptions {
-            dummy_for,
-            approvers: Vec::new(),
-        };
-        client.upload_with(&table, &options).unwrap().handle
-    }
-
+impl Approve for Fixture {
     fn approve(&self, recording: &Path) -> PathBuf {
         let approved = recording.with_extension("approved");
         let approver = UserKey::load(&self.root.join("approver.key")).unwrap();
@@ -90,6 +45,13 @@ impl Fixture {
             + 3600;
         script::approve(recording, &approved, &approver, expires).unwrap();
         approved
+    }
+}
+
+fn dummy_for(production: Handle) -> UploadOptions {
+    UploadOptions {
+        dummy_for: Some(production),
+        approvers: Vec::new(),
     }
 }
 
@@ -166,12 +128,22 @@ actions:
 
 #[test]
 fn pipelines_run_as_job_requests() {
-    let f = Fixture::new();
+    let f = Fixture::start(&PEOPLE, |_| {});
     let data = f.root.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let tables = seed::write_demo_tables(&data, 1000, 21).unwrap();
-    let p1 = f.upload(&f.connect("hospital"), &tables[0].0, &tables[0].1, None);
-    let p2 = f.upload(&f.connect("pharmacy"), &tables[1].0, &tables[1].1, None);
+    let p1 = f.upload(
+        &f.connect("hospital"),
+        &tables[0].0,
+        &tables[0].1,
+        &UploadOptions::default(),
+    );
+    let p2 = f.upload(
+        &f.connect("pharmacy"),
+        &tables[1].0,
+        &tables[1].1,
+        &UploadOptions::default(),
+    );
 
     // Design: the merge, then sums over the merge's table, recorded as two
     // scripts; the second names the first's table by script and step.
@@ -179,8 +151,8 @@ fn pipelines_run_as_job_requests() {
     let dummy_dir = f.root.join("dummy");
     std::fs::create_dir_all(&dummy_dir).unwrap();
     let dummy = seed::write_demo_tables(&dummy_dir, 150, 22).unwrap();
-    let d1 = f.upload(&analyst, &dummy[0].0, &dummy[0].1, Some(p1));
-    let d2 = f.upload(&analyst, &dummy[1].0, &dummy[1].1, Some(p2));
+    let d1 = f.upload(&analyst, &dummy[0].0, &dummy[0].1, &dummy_for(p1));
+    let d2 = f.upload(&analyst, &dummy[1].0, &dummy[1].1, &dummy_for(p2));
     let project = f.root.join("project");
     std::fs::create_dir_all(&project).unwrap();
     analyst.record("merge").unwrap();

@@ -252,6 +252,21 @@ fn error_page(error: PortalError, viewer: Option<&Viewer>) -> Response {
 }
 
 /// An error for the page script, which shows `error`.
+/// The viewer of a state-changing JSON call from the portal's own page,
+/// who must hold `role`, and the call's body; or what to answer instead.
+fn json_call<T>(
+    portal: &Portal,
+    headers: &HeaderMap,
+    role: Role,
+    request: Result<Json<T>, JsonRejection>,
+) -> Result<(Viewer, T), PortalError> {
+    let viewer = same_origin(headers).and_then(|()| portal.require(headers, role))?;
+    match request {
+        Ok(Json(request)) => Ok((viewer, request)),
+        Err(e) => Err(PortalError::BadRequest(e.body_text())),
+    }
+}
+
 fn json_error(error: PortalError) -> Response {
     let mut response = (
         status_of(&error),
@@ -473,14 +488,9 @@ async fn prepare_approval(
     headers: HeaderMap,
     request: Result<Json<PrepareRequest>, JsonRejection>,
 ) -> Response {
-    let viewer = match same_origin(&headers).and_then(|()| portal.require(&headers, Role::Approver))
-    {
-        Ok(viewer) => viewer,
+    let (viewer, days) = match json_call(&portal, &headers, Role::Approver, request) {
+        Ok((viewer, request)) => (viewer, request.days),
         Err(error) => return json_error(error),
-    };
-    let days = match request {
-        Ok(Json(request)) => request.days,
-        Err(e) => return json_error(PortalError::BadRequest(e.body_text())),
     };
     let prepared = {
         let portal = portal.clone();
@@ -519,14 +529,9 @@ async fn approve(
     headers: HeaderMap,
     request: Result<Json<ApproveRequest>, JsonRejection>,
 ) -> Response {
-    let viewer = match same_origin(&headers).and_then(|()| portal.require(&headers, Role::Approver))
-    {
-        Ok(viewer) => viewer,
+    let (viewer, request) = match json_call(&portal, &headers, Role::Approver, request) {
+        Ok(call) => call,
         Err(error) => return json_error(error),
-    };
-    let request = match request {
-        Ok(Json(request)) => request,
-        Err(e) => return json_error(PortalError::BadRequest(e.body_text())),
     };
     let done = {
         let portal = portal.clone();
