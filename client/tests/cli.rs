@@ -2,7 +2,6 @@
 //! upload, tables, sum, count and delete against a local cluster.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use triad_auth::UserKey;
@@ -11,19 +10,9 @@ use triad_node::config::Role;
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_triad");
 
-fn triad(args: &[&str], conn: Option<&Path>) -> (bool, String, String) {
-    let mut command = Command::new(PROGRAM);
-    command.args(args);
-    if let Some(conn) = conn {
-        command.env("TRIAD_CONN", conn);
-    }
-    let output = command.output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+mod common;
+
+use common::triad;
 
 #[test]
 fn the_demo_runs_end_to_end() {

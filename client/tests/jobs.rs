@@ -16,8 +16,6 @@ use triad_node::api::ErrorKind;
 use triad_node::config::Role;
 use triad_node::jobs::{FailReason, JobStatus, JobView, Level};
 
-const PROGRAM: &str = env!("CARGO_BIN_EXE_triad");
-
 const PEOPLE: [(&str, Role); 4] = [
     ("hospital", Role::Owner),
     ("pharmacy", Role::Owner),
@@ -27,7 +25,7 @@ const PEOPLE: [(&str, Role); 4] = [
 
 mod common;
 
-use common::Fixture;
+use common::{Fixture, triad};
 
 /// Approves recordings as the deployment's approver.
 trait Approve {
@@ -357,21 +355,25 @@ fn pipelines_run_as_job_requests() {
     let conn_path = f.root.join("analyst.conn");
     conn.save(&conn_path).unwrap();
     let cli_out = f.root.join("cli-released");
-    let run = std::process::Command::new(PROGRAM)
-        .args(["run", "monthly_sums", "--workspace", "seed", "--pipeline"])
-        .arg(&pipeline)
-        .arg("--out")
-        .arg(&cli_out)
-        .arg("--conn")
-        .arg(&conn_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let conn = Some(conn_path.as_path());
+    let (pipeline_arg, out_arg) = (
+        pipeline.display().to_string(),
+        cli_out.display().to_string(),
     );
+    let (ok, stdout, stderr) = triad(
+        &[
+            "run",
+            "monthly_sums",
+            "--workspace",
+            "seed",
+            "--pipeline",
+            &pipeline_arg,
+            "--out",
+            &out_arg,
+        ],
+        conn,
+    );
+    assert!(ok, "{stdout}{stderr}");
     assert!(
         stdout
             .lines()
@@ -385,26 +387,13 @@ fn pipelines_run_as_job_requests() {
         .find_map(|l| l.strip_prefix("job ")?.strip_suffix(" submitted"))
         .unwrap()
         .to_owned();
-    let show = std::process::Command::new(PROGRAM)
-        .args(["jobs", &id, "--conn"])
-        .arg(&conn_path)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&show.stdout);
+    let (ok, shown, _) = triad(&["jobs", &id], conn);
     assert!(
-        show.status.success() && shown.contains(&id) && shown.contains("succeeded"),
+        ok && shown.contains(&id) && shown.contains("succeeded"),
         "{shown}"
     );
-    let cancel = std::process::Command::new(PROGRAM)
-        .args(["cancel", &id, "--conn"])
-        .arg(&conn_path)
-        .output()
-        .unwrap();
-    let refused = String::from_utf8_lossy(&cancel.stderr);
-    assert!(
-        !cancel.status.success() && refused.contains("succeeded already"),
-        "{refused}"
-    );
+    let (ok, _, refused) = triad(&["cancel", &id], conn);
+    assert!(!ok && refused.contains("succeeded already"), "{refused}");
 
     // Every record survives a node's restart, the same on all three.
     let listed = analyst.jobs().unwrap();

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use triad_auth::UserKey;
@@ -70,4 +71,20 @@ impl Fixture {
         let table = read_table(csv, Some(&Schema::load(schema).unwrap())).unwrap();
         client.upload_with(&table, options).unwrap().handle
     }
+}
+
+/// Runs the `triad` CLI with `args` (and `TRIAD_CONN` set to `conn`) as
+/// a user would: whether it succeeded, its stdout and its stderr.
+pub fn triad(args: &[&str], conn: Option<&Path>) -> (bool, String, String) {
+    let mut command = Command::new(PROGRAM);
+    command.args(args);
+    if let Some(conn) = conn {
+        command.env("TRIAD_CONN", conn);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

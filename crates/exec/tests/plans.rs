@@ -2,26 +2,12 @@
 
 mod common;
 
-use common::{PlainTable, Result3, column, info, reference, run, run_with, sorted_groups};
+use common::{
+    PlainTable, Result3, bin, c, column, info, lit, reference, run, run_with, sorted_groups,
+};
 use proptest::prelude::*;
 use triad_plan::{Agg, Aggregation, BinOp, Expr, Frame, How, Output, Query, Ty};
 use triad_ring::SortAlgorithm;
-
-fn c(name: &str) -> Box<Expr> {
-    Box::new(Expr::Column(name.into()))
-}
-
-fn lit(v: i64) -> Box<Expr> {
-    Box::new(Expr::Literal { value: v, scale: 0 })
-}
-
-fn bin(op: BinOp, l: Box<Expr>, r: Box<Expr>) -> Box<Expr> {
-    Box::new(Expr::Binary {
-        op,
-        left: l,
-        right: r,
-    })
-}
 
 fn predicate(which: usize) -> Expr {
     *match which {

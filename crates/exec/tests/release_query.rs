@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{PlainTable, Result3, Run, column, info, reference_released, run_policy};
+use common::{PlainTable, Result3, Run, bin, c, column, info, lit, reference_released, run_policy};
 use proptest::prelude::*;
 use triad_exec::release::released_layout;
 use triad_exec::{Policy, ReleasePolicy};
@@ -22,22 +22,6 @@ const BIG: i64 = i64::MAX / MAX_ROWS as i64;
 /// The declared bound of `v` for a table of `rows` rows.
 fn bound(rows: usize) -> i64 {
     i64::MAX / rows.max(MAX_ROWS) as i64
-}
-
-fn c(name: &str) -> Box<Expr> {
-    Box::new(Expr::Column(name.into()))
-}
-
-fn lit(v: i64) -> Box<Expr> {
-    Box::new(Expr::Literal { value: v, scale: 0 })
-}
-
-fn bin(op: BinOp, l: Box<Expr>, r: Box<Expr>) -> Box<Expr> {
-    Box::new(Expr::Binary {
-        op,
-        left: l,
-        right: r,
-    })
 }
 
 fn agg(agg: Agg, column: Option<&str>) -> Aggregation {

@@ -10,8 +10,8 @@ use triad_exec::{
     ExecError, Outcome, Policy, ReleasePolicy, SecretColumn, SecretTable, TableSource, execute,
 };
 use triad_plan::{
-    Agg, BinOp, Checked, CheckedOp, CheckedOutput, ColumnInfo, GroupForm, How, Query, TableSchema,
-    Ty, TypedExpr, TypedKind, check,
+    Agg, BinOp, Checked, CheckedOp, CheckedOutput, ColumnInfo, Expr, GroupForm, How, Query,
+    TableSchema, Ty, TypedExpr, TypedKind, check,
 };
 use triad_ring::outside::{deal, reconstruct};
 use triad_ring::testing::run3;
@@ -730,4 +730,23 @@ pub fn sorted_groups(result: &Result3, keys: usize, per_group: usize) -> Vec<Vec
         }
         _ => panic!("not an answer"),
     }
+}
+
+/// A column reference, for plans built by hand.
+pub fn c(name: &str) -> Box<Expr> {
+    Box::new(Expr::Column(name.into()))
+}
+
+/// An integer literal.
+pub fn lit(v: i64) -> Box<Expr> {
+    Box::new(Expr::Literal { value: v, scale: 0 })
+}
+
+/// `l op r`.
+pub fn bin(op: BinOp, l: Box<Expr>, r: Box<Expr>) -> Box<Expr> {
+    Box::new(Expr::Binary {
+        op,
+        left: l,
+        right: r,
+    })
 }
