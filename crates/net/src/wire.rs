@@ -153,3 +153,114 @@ mod tests {
         assert_eq!(version_from_reason(b"nope!"), 0);
     }
 }
+
+/// The decoders of stream bytes on hostile input: everything a peer can put
+/// in a hello or a frame header. They are private, so the properties live
+/// here; `tests/hostile.rs` covers the public decoders.
+#[cfg(test)]
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::MeshConfig;
+
+    fn party() -> impl Strategy<Value = PartyId> {
+        prop::sample::select(PartyId::ALL.to_vec())
+    }
+
+    /// The maximum a mesh gets unless configured otherwise.
+    fn default_words_max() -> u64 {
+        let identity = crate::NodeIdentity::generate().expect("identity");
+        let peer = |party| crate::PeerConfig {
+            party,
+            address: None,
+            certificate: identity.certificate().clone(),
+        };
+        MeshConfig::new(
+            PartyId::P0,
+            "127.0.0.1:0".parse().expect("address"),
+            identity.clone(),
+            [peer(PartyId::P1), peer(PartyId::P2)],
+        )
+        .frame_words_max
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn only_the_exact_hello_is_accepted(
+            bytes in any::<[u8; HELLO_BYTES]>(),
+            version in any::<u32>(),
+            peer in party(),
+        ) {
+            let accepted = check_hello(&bytes, version, peer).is_ok();
+            prop_assert_eq!(accepted, bytes == hello(version, peer));
+        }
+
+        #[test]
+        fn an_edited_hello_is_refused(
+            version in any::<u32>(),
+            peer in party(),
+            at in 0..HELLO_BYTES,
+            mask in 1u8..,
+        ) {
+            let mut bytes = hello(version, peer);
+            prop_assert!(check_hello(&bytes, version, peer).is_ok());
+            bytes[at] ^= mask;
+            prop_assert!(check_hello(&bytes, version, peer).is_err());
+        }
+
+        #[test]
+        fn a_frame_header_is_accepted_only_up_to_the_maximum(
+            header in any::<[u8; HEADER_BYTES]>(),
+            words_max in prop_oneof![any::<u64>(), 0u64..1 << 20],
+            peer in party(),
+        ) {
+            let announced = u64::from_le_bytes(header);
+            match frame_words(header, words_max, peer) {
+                Ok(words) => {
+                    prop_assert!(announced <= words_max);
+                    prop_assert_eq!(words as u64, announced);
+                    prop_assert!(words.checked_mul(8).is_some());
+                }
+                Err(NetError::FrameTooLarge { words, .. }) => {
+                    prop_assert_eq!(words, announced);
+                    prop_assert!(announced > words_max || announced > (usize::MAX / 8) as u64);
+                }
+                Err(other) => prop_assert!(false, "unexpected error {other}"),
+            }
+        }
+
+        #[test]
+        fn close_reasons_of_any_bytes_read_as_a_version_or_zero(
+            reason in prop::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let version = version_from_reason(&reason);
+            if reason.len() != 4 {
+                prop_assert_eq!(version, 0);
+            } else {
+                prop_assert_eq!(version_reason(version).to_vec(), reason);
+            }
+        }
+    }
+
+    /// A header announcing 2^40 words (8 TiB) is refused from the header
+    /// alone, under the default maximum: the reader allocates the frame only
+    /// after this check.
+    #[test]
+    fn a_huge_announced_frame_is_refused_before_allocation() {
+        let words_max = default_words_max();
+        for words in [1u64 << 40, words_max + 1, u64::MAX] {
+            let error = frame_words(words.to_le_bytes(), words_max, PartyId::P1).unwrap_err();
+            assert!(
+                matches!(error, NetError::FrameTooLarge { words: w, .. } if w == words),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            frame_words(words_max.to_le_bytes(), words_max, PartyId::P1).ok(),
+            usize::try_from(words_max).ok()
+        );
+    }
+}

@@ -26,6 +26,7 @@ pub use check::{
     MergeKey, TypedExpr, TypedKind, check, check_expr,
 };
 pub use query::{
-    Agg, Aggregation, BinOp, Expr, Frame, FrameId, How, Output, PLAN_VERSION, PlanError, Query,
+    Agg, Aggregation, BinOp, EXPR_DEPTH_MAX, Expr, Frame, FrameId, How, Output, PLAN_VERSION,
+    PlanError, Query,
 };
 pub use types::{ColumnInfo, ExprInfo, MAX_SCALE, MAX_WIDTH, TableSchema, Ty, ValueInfo, bits_for};

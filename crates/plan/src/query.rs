@@ -8,6 +8,13 @@ pub const PLAN_VERSION: u16 = 1;
 /// Largest encoded plan accepted.
 const MAX_ENCODED: usize = 1 << 20;
 
+/// The deepest nesting of expressions a decoded plan may hold. Decoding,
+/// checking, evaluating and dropping an expression all recurse, so without
+/// a bound a plan of a few bytes per level (`Not(Not(...))`) within
+/// [`Query::decode`]'s byte limit would overflow the stack of the node
+/// thread that decodes it; a plan a person writes is far shallower.
+pub const EXPR_DEPTH_MAX: usize = 256;
+
 /// Index of a frame in [`Query::frames`]; frames only refer to earlier ones.
 pub type FrameId = u32;
 
@@ -101,23 +108,55 @@ pub enum Expr {
         /// Operator.
         op: BinOp,
         /// Left operand.
+        #[serde(deserialize_with = "nested")]
         left: Box<Expr>,
         /// Right operand.
+        #[serde(deserialize_with = "nested")]
         right: Box<Expr>,
     },
     /// Logical negation.
-    Not(Box<Expr>),
+    Not(#[serde(deserialize_with = "nested")] Box<Expr>),
     /// True where the value is null.
-    IsNull(Box<Expr>),
+    IsNull(#[serde(deserialize_with = "nested")] Box<Expr>),
     /// True where the value equals one of a small set of literals.
     IsIn {
         /// The value.
+        #[serde(deserialize_with = "nested")]
         expr: Box<Expr>,
         /// Scaled literals, all with `scale`.
         values: Vec<i64>,
         /// Decimal places of the literals.
         scale: u32,
     },
+}
+
+thread_local! {
+    /// How many expressions the decoder on this thread is inside of.
+    /// Deserialisation is synchronous, so a per-thread count is the depth.
+    static EXPR_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Decodes an operand of an expression, refusing one nested deeper than
+/// [`EXPR_DEPTH_MAX`] before descending into it.
+fn nested<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Box<Expr>, D::Error> {
+    /// Leaves a level when dropped, on success and error alike.
+    struct Level;
+    impl Drop for Level {
+        fn drop(&mut self) {
+            EXPR_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+    let depth = EXPR_DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        depth.get()
+    });
+    let _level = Level;
+    if depth > EXPR_DEPTH_MAX {
+        return Err(serde::de::Error::custom(format_args!(
+            "expressions nested deeper than {EXPR_DEPTH_MAX}"
+        )));
+    }
+    Box::<Expr>::deserialize(deserializer)
 }
 
 /// Binary operators.
@@ -332,6 +371,14 @@ impl Query {
                 "{} trailing bytes",
                 bytes.len() - used
             )));
+        }
+        // bincode also reads integers written in a longer varint form than
+        // it writes (`[251, 1, 0]` for 1): refuse those, so that the bytes
+        // of a plan, not only its digest, are unique.
+        if query.encode() != bytes {
+            return Err(PlanError::Malformed(
+                "integers not in their shortest encoding".into(),
+            ));
         }
         Ok(query)
     }
