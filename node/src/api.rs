@@ -17,7 +17,7 @@ use crate::jobs::{JobStep, JobSubmission, JobView};
 use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, TablePolicy, UploadId};
 
 /// Version of this message set; a node refuses calls of another version.
-pub const API_VERSION: u32 = 3;
+pub const API_VERSION: u32 = 4;
 
 /// The largest call header a node reads (a schema of many columns fits
 /// easily; share vectors do not travel in it).
@@ -80,6 +80,16 @@ pub enum Body {
         /// Its id.
         job: String,
     },
+    /// A peer operator's `triad-node check` asking which versions this
+    /// node runs and which roles document it serves ([`Reply::Status`]).
+    /// Signed with an operator key, not a user's; answered at once, without
+    /// the other nodes, and recorded nowhere but the nonce store.
+    Status,
+    /// Stops the signer's query that is running now, if any: the three
+    /// nodes abandon it (the mesh is re-formed, as after a fault) and its
+    /// requester gets [`ErrorKind::Cancelled`]. Answered at once, not
+    /// queued behind the query it cancels.
+    CancelQuery,
 }
 
 impl Body {
@@ -102,6 +112,8 @@ impl Body {
             Body::CancelJob { .. } => "cancel-job",
             Body::Jobs => "jobs",
             Body::Job { .. } => "job",
+            Body::Status => "status",
+            Body::CancelQuery => "cancel-query",
         }
     }
 }
@@ -281,6 +293,51 @@ pub enum Reply {
     Jobs(Vec<JobView>),
     /// The request was refused or failed; nothing was committed.
     Refused(ApiError),
+    /// What this node runs, for a peer's `triad-node check`.
+    Status(NodeStatus),
+    /// Whether this node was running a query of the signer's, now being
+    /// stopped.
+    Cancelled(bool),
+}
+
+/// A node's answer to [`Body::Status`]: public facts an operator compares
+/// across the three nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's index.
+    pub node: u8,
+    /// The `triad-node` release (the crate version).
+    pub version: String,
+    /// [`API_VERSION`] of the node.
+    pub api_version: u32,
+    /// The node-to-node wire version ([`triad_net::NET_PROTOCOL_VERSION`]).
+    pub net_protocol_version: u32,
+    /// The installed roles document's serial.
+    pub roles_serial: u64,
+    /// The installed roles document's digest.
+    pub roles_digest: BodyDigest,
+    /// Whether the node is connected to both other nodes.
+    pub mesh_up: bool,
+}
+
+impl NodeStatus {
+    /// The versions, as one line for people.
+    pub fn versions(&self) -> String {
+        format!(
+            "triad-node {}, API {}, net protocol {}",
+            self.version, self.api_version, self.net_protocol_version
+        )
+    }
+
+    /// Whether `other` runs the same versions.
+    pub fn same_versions(&self, other: &NodeStatus) -> bool {
+        (&self.version, self.api_version, self.net_protocol_version)
+            == (
+                &other.version,
+                other.api_version,
+                other.net_protocol_version,
+            )
+    }
 }
 
 /// What running a query cost one node: public (message sizes and rounds
@@ -359,6 +416,8 @@ pub enum ErrorKind {
     /// A job request that does not validate, or a step or cancellation
     /// its job's state does not allow.
     Job,
+    /// The requester cancelled the query; nothing was committed.
+    Cancelled,
 }
 
 /// A refusal, with a message that names what was wrong and never carries
@@ -408,10 +467,20 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a message, refusing trailing bytes.
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    // The limit stops a forged length prefix from allocating more than
-    // the message could hold.
-    let limited = config().with_limit::<REPLY_BYTES_MAX>();
-    let (value, used) = bincode::serde::decode_from_slice(bytes, limited)
+    // bincode allocates a string's announced length before reading it, up
+    // to the limit, so the limit is what stops a forged length prefix from
+    // allocating more than the message could hold. Decoding counts at
+    // most 16 bytes against the limit per byte read (a u128 in one varint
+    // byte), so a limit 16 times the message's size refuses no valid
+    // message: the smallest such limit among a few sizes is used.
+    let decoded = if bytes.len() <= 4 << 10 {
+        decode_limited::<T, { 64 << 10 }>(bytes)
+    } else if bytes.len() <= 256 << 10 {
+        decode_limited::<T, { 4 << 20 }>(bytes)
+    } else {
+        decode_limited::<T, REPLY_BYTES_MAX>(bytes)
+    };
+    let (value, used) = decoded
         .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("malformed message: {e}")))?;
     if used != bytes.len() {
         return Err(ApiError::new(
@@ -420,4 +489,10 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError>
         ));
     }
     Ok(value)
+}
+
+fn decode_limited<T: for<'de> Deserialize<'de>, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
 }

@@ -2,7 +2,9 @@
 //! configuration on its own host; `add-peer` pins another node's
 //! certificate and operator key; `roles` edits, signs and installs the
 //! roles document (the users, signed by all three operators); `check`
-//! validates a configuration and the data directory; `run` serves.
+//! validates a configuration and the data directory and asks the running
+//! peers for their versions and roles document; `rotate-cert` makes this
+//! node a new key and certificate; `run` serves.
 
 // Store errors name table, column and file by value (see `store`); they
 // sit on cold paths, and boxing them would only hide them from matching.
@@ -31,8 +33,12 @@ pub enum NodeCommand {
     /// Edit, sign and install the roles document.
     #[command(subcommand)]
     Roles(RolesCommand),
-    /// Validate the configuration, keys, certificates and stored tables.
-    Check(ConfigArg),
+    /// Validate the configuration, keys, certificates and stored tables,
+    /// and compare versions and roles documents with the running peers.
+    Check(CheckArgs),
+    /// Make this node a new key and certificate (the old pair is kept as
+    /// `<certificate>.old` and `<key>.old`); the peers must pin the new one.
+    RotateCert(ConfigArg),
     /// Run the node until it is stopped.
     Run(ConfigArg),
     /// Check the audit log.
@@ -208,6 +214,19 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Check only this host (configuration, keys, certificates, roles
+    /// document, stored tables), not the peers: for a start-up check,
+    /// which must not wait for the other nodes.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -279,7 +298,11 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
             print!("{report}");
             Ok(())
         }
-        NodeCommand::Check(args) => check(&args.config),
+        NodeCommand::Check(args) => check(&args),
+        NodeCommand::RotateCert(args) => {
+            print!("{}", rotate_cert(&args.config)?);
+            Ok(())
+        }
         NodeCommand::Run(args) => {
             let config = Config::load(&args.config)?;
             let node = Node::start(config)?;
@@ -336,6 +359,7 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
         data_dir: PathBuf::from("data"),
         listen: args.listen,
         client_listen: args.client_listen,
+        metrics_listen: None,
         certificate: PathBuf::from("node.crt"),
         key: PathBuf::from("node.key"),
         operator_key: PathBuf::from(OPERATOR_KEY_FILE),
@@ -377,12 +401,20 @@ pub fn add_peer(args: &AddPeerArgs) -> Result<(), CliError> {
             source,
         })?;
     }
+    // Pinning again (a rotated certificate) keeps the peer's client
+    // address, which only the configuration file sets.
+    let client_address = file
+        .peers
+        .iter()
+        .find(|p| p.node == args.node)
+        .and_then(|p| p.client_address);
     file.peers.retain(|p| p.node != args.node);
     file.peers.push(PeerEntry {
         node: args.node,
         address: args.address,
         certificate: PathBuf::from(name),
         operator_public_key: operator.to_string(),
+        client_address,
     });
     file.peers.sort_by_key(|p| p.node);
     Config::from_file(&args.config, file.clone(), false)?;
@@ -701,9 +733,37 @@ pub fn roles_install(args: &RolesConfigArgs) -> Result<String, CliError> {
     ))
 }
 
-/// `check`: everything that can be checked without the other nodes.
-pub fn check(path: &Path) -> Result<(), CliError> {
-    let config = Config::load(path)?;
+/// `check`: this host's configuration, keys, certificates, roles document
+/// and stored tables ([`check_local`]), then, unless `--offline`, each
+/// peer ([`check_peers`]). Fails on any problem, naming it.
+pub fn check(args: &CheckArgs) -> Result<(), CliError> {
+    let config = Config::load(&args.config)?;
+    print!("{}", check_local(&config)?);
+    if args.offline {
+        println!("peers not checked (--offline)");
+        return Ok(());
+    }
+    let peers = check_peers(&config)?;
+    let mut problems = Vec::new();
+    for peer in &peers {
+        println!("{peer}");
+        problems.extend(peer.problems());
+    }
+    if problems.is_empty() {
+        println!("check: no problems found");
+        Ok(())
+    } else {
+        Err(CliError::Other(format!(
+            "check: {} problem(s): {}",
+            problems.len(),
+            problems.join("; ")
+        )))
+    }
+}
+
+/// Everything that can be checked without the other nodes; returns the
+/// report to print.
+pub fn check_local(config: &Config) -> Result<String, CliError> {
     let identity = NodeIdentity::load(&config.certificate, &config.key)?;
     for peer in &config.peers {
         let certificate = triad_net::load_certificate(&peer.certificate)?;
@@ -719,9 +779,10 @@ pub fn check(path: &Path) -> Result<(), CliError> {
     for table in &tables {
         store.verify_table(&table.handle)?;
     }
-    println!(
+    Ok(format!(
         "node {}: configuration valid, certificate {}, {} peers, {} tables verified\n\
-         roles document {}: serial {}, {} users, digest {}",
+         roles document {}: serial {}, {} users, digest {}\n\
+         versions: {}\n",
         config.party.index(),
         identity.fingerprint(),
         config.peers.len(),
@@ -729,9 +790,314 @@ pub fn check(path: &Path) -> Result<(), CliError> {
         config.roles_path.display(),
         config.roles.serial(),
         config.roles.users().count(),
-        config.roles.digest()
+        config.roles.digest(),
+        own_status(config).versions()
+    ))
+}
+
+/// What this node would answer to a status probe (with the mesh down).
+fn own_status(config: &Config) -> crate::api::NodeStatus {
+    crate::api::NodeStatus {
+        // PartyId indexes are 0..=2.
+        node: config.party.index() as u8,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        api_version: crate::api::API_VERSION,
+        net_protocol_version: triad_net::NET_PROTOCOL_VERSION,
+        roles_serial: config.roles.serial(),
+        roles_digest: config.roles.digest(),
+        mesh_up: false,
+    }
+}
+
+/// How long `check` waits for a peer to answer.
+pub const PEER_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One peer as `check` found it.
+#[derive(Debug, Clone)]
+pub struct PeerCheck {
+    /// The peer's index.
+    pub node: usize,
+    /// This node's own versions and roles document.
+    pub ours: crate::api::NodeStatus,
+    /// The peer's answer, or why there is none.
+    pub theirs: Result<crate::api::NodeStatus, String>,
+}
+
+impl PeerCheck {
+    /// What is wrong, one line each; empty if nothing.
+    pub fn problems(&self) -> Vec<String> {
+        let node = self.node;
+        let theirs = match &self.theirs {
+            Ok(theirs) => theirs,
+            Err(error) => return vec![format!("node {node} unreachable: {error}")],
+        };
+        let mut problems = Vec::new();
+        if usize::from(theirs.node) != node {
+            problems.push(format!("node {node} answered as node {}", theirs.node));
+        }
+        if !self.ours.same_versions(theirs) {
+            problems.push(format!(
+                "node {node} runs {}, this node {}",
+                theirs.versions(),
+                self.ours.versions()
+            ));
+        }
+        if (theirs.roles_digest, theirs.roles_serial)
+            != (self.ours.roles_digest, self.ours.roles_serial)
+        {
+            problems.push(format!(
+                "node {node} serves roles document {} (serial {}), this node {} (serial {})",
+                theirs.roles_digest,
+                theirs.roles_serial,
+                self.ours.roles_digest,
+                self.ours.roles_serial
+            ));
+        }
+        problems
+    }
+}
+
+impl std::fmt::Display for PeerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let theirs = match &self.theirs {
+            Ok(theirs) => theirs,
+            Err(error) => return write!(f, "peer {}: UNREACHABLE: {error}", self.node),
+        };
+        let ours = &self.ours;
+        write!(
+            f,
+            "peer {}: reachable, {}",
+            self.node,
+            if theirs.mesh_up {
+                "connected to both other nodes"
+            } else {
+                "not connected to both other nodes"
+            }
+        )?;
+        if ours.same_versions(theirs) {
+            write!(f, "\n  versions equal: {}", ours.versions())?;
+        } else {
+            write!(
+                f,
+                "\n  versions DIFFER: peer {}; this node {}",
+                theirs.versions(),
+                ours.versions()
+            )?;
+        }
+        if (theirs.roles_digest, theirs.roles_serial) == (ours.roles_digest, ours.roles_serial) {
+            write!(
+                f,
+                "\n  roles document equal: serial {}, digest {}",
+                ours.roles_serial, ours.roles_digest
+            )
+        } else {
+            write!(
+                f,
+                "\n  roles document DIFFERS: peer serial {} digest {}; this node serial {} digest {}",
+                theirs.roles_serial, theirs.roles_digest, ours.roles_serial, ours.roles_digest
+            )
+        }
+    }
+}
+
+/// Asks each running peer, on its client port (`client_address` in its
+/// `[[peer]]` entry) with its pinned certificate, which versions it runs
+/// and which roles document it serves. The probe is signed with this
+/// node's operator key, which the peers know. Both peers are asked at
+/// once; each gets [`PEER_CHECK_TIMEOUT`].
+pub fn check_peers(config: &Config) -> Result<Vec<PeerCheck>, CliError> {
+    let operator = UserKey::load(&config.operator_key)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(format!("starting a runtime: {e}")))?;
+    let ours = own_status(config);
+    let probes = config.peers.iter().map(|peer| {
+        let (operator, ours) = (&operator, &ours);
+        async move {
+            let theirs = match tokio::time::timeout(
+                PEER_CHECK_TIMEOUT * 2,
+                probe_peer(config, peer, operator),
+            )
+            .await
+            {
+                Ok(answer) => answer,
+                Err(_) => Err(format!(
+                    "no answer within {} s",
+                    (PEER_CHECK_TIMEOUT * 2).as_secs()
+                )),
+            };
+            PeerCheck {
+                node: peer.node,
+                ours: ours.clone(),
+                theirs,
+            }
+        }
+    });
+    Ok(runtime.block_on(join_all(probes.collect())))
+}
+
+/// Runs the futures concurrently on the current task and collects their
+/// outputs in order (there are two: no need for a combinator crate).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// One status probe; the error says what failed, for people.
+async fn probe_peer(
+    config: &Config,
+    peer: &PeerEntry,
+    operator: &UserKey,
+) -> Result<crate::api::NodeStatus, String> {
+    use crate::api::{self, Body, CallHeader, Reply};
+
+    let Some(address) = peer.client_address else {
+        return Err(format!(
+            "its client address is not configured: add `client_address = \"HOST:PORT\"` \
+             (its client_listen) to its [[peer]] entry in {}",
+            config.path.display()
+        ));
+    };
+    let certificate = triad_net::load_certificate(&peer.certificate).map_err(|e| e.to_string())?;
+    let body = Body::Status;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let request = triad_auth::Request {
+        version: triad_auth::REQUEST_VERSION,
+        deployment: config.deployment,
+        mode: triad_auth::Mode::Authorized,
+        body: body.digest(),
+        approval: None,
+        nonce: triad_auth::Nonce::generate().map_err(|e| e.to_string())?,
+        issued_at: now,
+        // Nothing is sealed to it; a request names one all the same.
+        result_key: triad_auth::ResultSecret::generate()
+            .map_err(|e| e.to_string())?
+            .public(),
+        signer: operator.public(),
+    }
+    .sign(operator)
+    .map_err(|e| e.to_string())?;
+    let header = CallHeader {
+        api_version: api::API_VERSION,
+        request: request.to_bytes(),
+        body,
+        payload: None,
+        approved: None,
+        job: None,
+    };
+    let link = triad_net::NodeLink::connect(
+        address,
+        certificate,
+        triad_net::LinkConfig::default(),
+        PEER_CHECK_TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut call = link.call().await.map_err(|e| e.to_string())?;
+        call.write_message(&api::encode(&header))
+            .await
+            .map_err(|e| e.to_string())?;
+        call.finish().map_err(|e| e.to_string())?;
+        call.read_message(api::REPLY_BYTES_MAX)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "it closed the call without answering".to_owned())
+    };
+    let answer = exchange.await;
+    link.close().await;
+    let reply: Reply = api::decode(&answer?)
+        .map_err(|e| format!("its answer is not one this version reads (another release?): {e}"))?;
+    match reply {
+        Reply::Status(status) => Ok(status),
+        Reply::Refused(error) => Err(format!("it refused the probe ({:?}): {error}", error.kind)),
+        other => Err(format!("unexpected answer: {other:?}")),
+    }
+}
+
+/// `rotate-cert`: a new key pair and certificate for this node, made here
+/// from the OS generator. The old pair is kept beside the new one as
+/// `<certificate>.old` and `<key>.old` (mode 0600), so that the rotation
+/// can be undone until the peers pin the new certificate; a second
+/// rotation is refused while they exist. Returns the report to print, with
+/// the new fingerprint to compare over a second channel.
+pub fn rotate_cert(path: &Path) -> Result<String, CliError> {
+    let config = Config::load_partial(path)?;
+    // The current pair must load: rotating a node whose identity is
+    // already broken would hide the problem.
+    let old = NodeIdentity::load(&config.certificate, &config.key)?;
+    let beside = |file: &Path, suffix: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (old_certificate, old_key) = (
+        beside(&config.certificate, ".old"),
+        beside(&config.key, ".old"),
     );
-    Ok(())
+    for kept in [&old_certificate, &old_key] {
+        if kept.exists() {
+            return Err(CliError::Other(format!(
+                "{} exists from an earlier rotation; remove it once the peers pin the current \
+                 certificate, then rotate again",
+                kept.display()
+            )));
+        }
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ConfigError::Io { path, source }
+    };
+    // Copies keep the key file's mode.
+    std::fs::copy(&config.certificate, &old_certificate).map_err(io(&old_certificate))?;
+    std::fs::copy(&config.key, &old_key).map_err(io(&old_key))?;
+    let (new_certificate, new_key) = (
+        beside(&config.certificate, ".new"),
+        beside(&config.key, ".new"),
+    );
+    let identity = NodeIdentity::generate()?;
+    identity.save(&new_certificate, &new_key)?;
+    std::fs::rename(&new_key, &config.key).map_err(io(&config.key))?;
+    std::fs::rename(&new_certificate, &config.certificate).map_err(io(&config.certificate))?;
+    let reloaded = NodeIdentity::load(&config.certificate, &config.key)?;
+    Ok(format!(
+        "node {}: new certificate {} in {}\n  \
+         the old pair ({}) is kept as {} and {}\n  \
+         send {} to the other two operators; each pins it with `triad-node add-peer`, \
+         then all three nodes restart\n",
+        config.party.index(),
+        reloaded.fingerprint(),
+        config.certificate.display(),
+        old.fingerprint(),
+        old_certificate.display(),
+        old_key.display(),
+        config.certificate.display()
+    ))
 }
 
 /// `audit verify`: this node's chain, then, when the operator keys are

@@ -7,6 +7,7 @@
 //! data_dir = "data"
 //! listen = "0.0.0.0:7000"               # the other nodes connect here
 //! client_listen = "0.0.0.0:7100"        # clients connect here
+//! metrics_listen = "127.0.0.1:9100"     # optional: Prometheus /metrics
 //! certificate = "node.crt"
 //! key = "node.key"
 //! operator_key = "operator.key"         # signs the roles document
@@ -17,13 +18,16 @@
 //! address = "10.0.0.2:7000"
 //! certificate = "peer1.crt"             # pinned, byte for byte
 //! operator_public_key = "<64 hex>"      # its operator's key
+//! client_address = "10.0.0.2:7100"      # optional: for `triad-node check`
 //! ```
 //!
 //! Users are not configured here: they are in the roles document
 //! ([`triad_auth::SignedRoles`]), which all three operators sign with their
 //! operator keys, so that no node's list can differ from the others'.
 //!
-//! Every other key has a default; see [`Limits`] and [`Threads`].
+//! Every other key has a default; see [`Limits`], [`Threads`] and
+//! [`Release`]. `deploy/CONFIG.md` documents every key, and a test keeps
+//! it complete.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -201,6 +205,12 @@ pub struct PeerEntry {
     /// Its operator's public key (hex): one of the three keys that must
     /// have signed the roles document.
     pub operator_public_key: String,
+    /// Where it listens for clients (its `client_listen`, as reachable from
+    /// here). Only `triad-node check` uses it, to ask the running peer for
+    /// its versions and roles document; absent, that check fails for this
+    /// peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<SocketAddr>,
 }
 
 /// The configuration file as written.
@@ -217,6 +227,12 @@ pub struct ConfigFile {
     pub listen: SocketAddr,
     /// Client address.
     pub client_listen: SocketAddr,
+    /// Where to serve Prometheus metrics over plain HTTP (TCP); absent, no
+    /// metrics endpoint. The page carries counts and timings, never a
+    /// handle, user or value, but bind it to an address only the
+    /// monitoring system can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// This node's certificate (PEM).
     pub certificate: PathBuf,
     /// This node's private key (PEM, mode 0600).
@@ -354,6 +370,14 @@ impl Config {
             ));
         }
         for peer in &mut peers {
+            if let Some(address) = peer.client_address
+                && (address.port() == 0 || address.ip().is_unspecified())
+            {
+                return Err(invalid(
+                    "peer.client_address",
+                    format!("node {}: {address} is not an address to dial", peer.node),
+                ));
+            }
             peer.certificate = resolve(&peer.certificate);
             peer.operator_public_key
                 .parse::<UserPublicKey>()
@@ -369,6 +393,14 @@ impl Config {
             return Err(invalid(
                 "threads",
                 "every thread count must be at least 1".into(),
+            ));
+        }
+        if let Some(address) = file.metrics_listen
+            && address.port() == 0
+        {
+            return Err(invalid(
+                "metrics_listen",
+                format!("{address}: port 0 would move at every start; give a fixed port"),
             ));
         }
         let limits = file.limits;

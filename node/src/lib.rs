@@ -1,8 +1,8 @@
 //! The triad compute node: its configuration ([`config`]), the durable
 //! share store ([`store`]), the messages clients send it ([`api`]), request
 //! handling and the engine that agrees with the other two nodes
-//! ([`server`]), the hash-chained audit log ([`audit`]), and the
-//! `triad-node` commands ([`cli`]).
+//! ([`server`]), the hash-chained audit log ([`audit`]), the Prometheus
+//! endpoint ([`metrics`]), and the `triad-node` commands ([`cli`]).
 //!
 //! # What this crate owns
 //!
@@ -36,6 +36,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+pub mod metrics;
 pub mod pending;
 pub mod server;
 pub mod store;

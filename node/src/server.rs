@@ -39,6 +39,7 @@
 
 mod authz;
 pub mod query;
+mod status;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +156,13 @@ struct Shared {
     /// Whether the mesh is up: calls are refused at once while it is not.
     mesh_up: AtomicBool,
     stopping: AtomicBool,
+    /// Counters for the operator's monitoring (see `metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The query running now and its requester, for cancellation.
+    running: Mutex<Option<(RequestDigest, UserPublicKey)>>,
+    /// Set when the running query's requester cancels it; read by the
+    /// query's transport ([`Cancellable`]).
+    cancel: AtomicBool,
 }
 
 /// A running node.
@@ -216,6 +224,18 @@ impl Node {
             )?)
         };
         let client_addr = listener.local_addr()?;
+        let metrics_listener = match config.file.metrics_listen {
+            Some(address) => {
+                Some(
+                    crate::metrics::bind(address).map_err(|source| NodeError::Start {
+                        what: "the metrics listener",
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.party));
         let shared = Arc::new(Shared {
             config,
             store,
@@ -229,6 +249,9 @@ impl Node {
             pool,
             mesh_up: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            metrics,
+            running: Mutex::new(None),
+            cancel: AtomicBool::new(false),
         });
         tracing::info!(
             node = shared.config.party.index(),
@@ -258,6 +281,15 @@ impl Node {
                 }
                 shared.stopping.store(true, Ordering::SeqCst);
             });
+        }
+        if let Some(metrics_listener) = metrics_listener {
+            let shared = shared.clone();
+            runtime.spawn(crate::metrics::serve(metrics_listener, move || {
+                shared.metrics.render(crate::metrics::Gauges {
+                    tables: shared.store.tables().len(),
+                    mesh_up: shared.mesh_up.load(Ordering::SeqCst),
+                })
+            }));
         }
         Ok(Node {
             client_addr,
@@ -293,13 +325,15 @@ async fn serve_connection(shared: Arc<Shared>, connection: ClientConnection, job
         let jobs = jobs.clone();
         tokio::spawn(async move {
             let mut call = call;
-            let reply = match handle_call(&shared, &mut call, &jobs).await {
+            let mut kind = crate::metrics::unknown_kind();
+            let reply = match handle_call(&shared, &mut call, &jobs, &mut kind).await {
                 Ok(reply) => reply,
                 Err(error) => {
                     tracing::info!(kind = ?error.kind, %error, "request refused");
                     Reply::Refused(error)
                 }
             };
+            shared.metrics.count_reply(kind, &reply);
             if let Err(error) = call.write_message(&api::encode(&reply)).await {
                 tracing::info!(%error, "reply not delivered");
             }
@@ -348,6 +382,7 @@ async fn handle_call(
     shared: &Arc<Shared>,
     call: &mut Call,
     jobs: &Sender<Job>,
+    kind: &mut usize,
 ) -> Result<Reply, ApiError> {
     let config = &shared.config;
     let bytes = call
@@ -356,6 +391,10 @@ async fn handle_call(
         .map_err(|e| refuse(ErrorKind::BadRequest, e.to_string()))?
         .ok_or_else(|| refuse(ErrorKind::BadRequest, "empty call"))?;
     let header: CallHeader = api::decode(&bytes)?;
+    *kind = crate::metrics::kind_index(&header.body);
+    if let Body::Status = header.body {
+        return status::answer(shared, &header);
+    }
     if header.api_version != api::API_VERSION {
         return Err(refuse(
             ErrorKind::BadRequest,
@@ -517,6 +556,14 @@ async fn handle_call(
         // Job records hold states and handles, no value: any user of the
         // deployment may read them, as anyone may read a job request page.
         Body::Jobs | Body::Job { .. } => None,
+        Body::Status => {
+            return Err(refuse(
+                ErrorKind::BadRequest,
+                "a status probe came this far",
+            ));
+        }
+        // Not queued: the engine is busy with the very query to stop.
+        Body::CancelQuery => return Ok(cancel_running(shared, &signer)),
     };
     if header.job.is_some() && header.approved.is_none() {
         return Err(refuse(
@@ -771,7 +818,7 @@ enum MeshLost {
 }
 
 struct Mesh {
-    transport: QuicTransport,
+    transport: crate::metrics::Counted<QuicTransport>,
     me: PartyId,
     /// Pairwise PRG keys, fresh for every formation of the mesh; every
     /// query derives its own streams from them.
@@ -854,6 +901,10 @@ fn mesh_config(shared: &Shared, identity: NodeIdentity) -> Result<MeshConfig, tr
     mesh.recv_timeout = Some(config.peer_timeout());
     mesh.idle_timeout = Duration::from_millis(config.file.limits.idle_timeout_ms);
     mesh.worker_threads = config.file.threads.network;
+    // No frame of a query can exceed what the memory budget lets a query
+    // hold, so a peer announcing more is refused before anything is
+    // allocated for it.
+    mesh.frame_words_max = (config.file.limits.memory_budget_bytes / 8).max(1 << 20);
     Ok(mesh)
 }
 
@@ -899,14 +950,14 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         };
         tracing::info!("connected to both other nodes");
         let mut mesh = Mesh {
-            transport,
+            transport: crate::metrics::Counted::new(transport, shared.metrics.clone()),
             me: shared.config.party,
             keys,
         };
         shared.mesh_up.store(true, Ordering::SeqCst);
         let lost = serve(shared, &mut mesh, &jobs, &mut queue, &mut last_cleanup);
         shared.mesh_up.store(false, Ordering::SeqCst);
-        mesh.transport.abort();
+        mesh.transport.into_inner().abort();
         if let MeshLost::RolesDiffer { .. } = lost {
             tracing::error!(error = %lost, "refusing to serve; retrying in 5 s");
             std::thread::sleep(Duration::from_secs(5));
@@ -1222,7 +1273,11 @@ fn audit(
         }
         Reply::Job(job) => format!("the record of job {}", job.id),
         Reply::Jobs(jobs) => format!("the records of {} jobs", jobs.len()),
-        Reply::Deleted | Reply::Closed | Reply::Refused(_) => "nothing".into(),
+        Reply::Deleted
+        | Reply::Closed
+        | Reply::Refused(_)
+        | Reply::Status(_)
+        | Reply::Cancelled(_) => "nothing".into(),
     };
     let plan = match &job.body {
         Body::Query { plan } => Some(hex(&plan.digest())),
@@ -1273,8 +1328,77 @@ fn audit(
 /// Answers a job whose run broke off because a peer went away. An upload
 /// that had not committed here is aborted; one that had stays (the other
 /// nodes may have committed too) and its owner sees it in the listing.
+fn set_running(shared: &Shared, running: Option<(RequestDigest, UserPublicKey)>) {
+    *shared
+        .running
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = running;
+}
+
+/// A `CancelQuery` from `signer`: stops the running query if it is theirs.
+/// Another user's query is not theirs to stop, and whether one runs is not
+/// theirs to know: both answer `Cancelled(false)`.
+fn cancel_running(shared: &Shared, signer: &UserPublicKey) -> Reply {
+    let running = shared
+        .running
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match &*running {
+        Some((digest, requester)) if requester == signer => {
+            tracing::info!(request = %digest, "cancelling the running query");
+            shared.cancel.store(true, Ordering::SeqCst);
+            Reply::Cancelled(true)
+        }
+        _ => Reply::Cancelled(false),
+    }
+}
+
+/// The mesh transport as a query sees it: once the query's requester
+/// cancels, every send and receive fails, so the query stops at its next
+/// message on this node; the engine then re-forms the mesh, and the other
+/// two, blocked on this node or told to cancel themselves, stop too.
+struct Cancellable<'a, T> {
+    inner: &'a mut T,
+    cancel: &'a AtomicBool,
+}
+
+impl<T> Cancellable<'_, T> {
+    fn check(&self, peer: PartyId) -> Result<(), TransportError> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(TransportError::Io {
+                peer,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the query was cancelled by its requester",
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<T: Transport> Transport for Cancellable<'_, T> {
+    fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
+        self.check(to)?;
+        self.inner.send(to, message)
+    }
+
+    fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
+        self.check(from)?;
+        self.inner.recv(from)
+    }
+}
+
 fn fail_lost(shared: &Shared, job: Job, lost: &MeshLost) {
     abort_staged(Some(&shared.store), &job);
+    if shared.cancel.swap(false, Ordering::SeqCst) {
+        tracing::info!(request = %job.digest, "query cancelled by its requester");
+        let _ = job.reply.send(Reply::Refused(refuse(
+            ErrorKind::Cancelled,
+            "cancelled by the requester; nothing was stored or revealed",
+        )));
+        return;
+    }
     let _ = job.reply.send(Reply::Refused(refuse(
         ErrorKind::PeerUnavailable,
         format!(
@@ -1392,6 +1516,21 @@ fn execute(shared: &Shared, mesh: &mut Mesh, job: &Job) -> Result<(Reply, &'stat
             Ok(views) => (Reply::Jobs(views), "listed"),
             Err(e) => (Reply::Refused(job_error(e)), "refused"),
         }),
+        Body::CancelQuery => Ok((
+            Reply::Refused(refuse(
+                ErrorKind::BadRequest,
+                "a cancellation is answered where it arrives",
+            )),
+            "refused",
+        )),
+        // Answered where it arrives (`status`), never scheduled.
+        Body::Status => Ok((
+            Reply::Refused(refuse(
+                ErrorKind::BadRequest,
+                "a status probe is not scheduled",
+            )),
+            "refused",
+        )),
         Body::Delete { handle } => {
             let status = match store.delete(handle) {
                 Ok(_) => Status::Ok,
@@ -1840,7 +1979,10 @@ fn run_query(
     plan: &triad_plan::Query,
 ) -> Result<(Reply, &'static str), MeshLost> {
     let mut grant = None;
+    shared.cancel.store(false, Ordering::SeqCst);
+    set_running(shared, Some((job.digest, job.request.request.signer)));
     let answered = run_plan(shared, mesh, job, plan, &mut grant);
+    set_running(shared, None);
     if let Some(job_step) = &job.job_step {
         record_job_step(shared, job, job_step, grant.as_ref(), &answered);
     }
@@ -1932,7 +2074,11 @@ fn run_plan(
     };
     let (outcome, stats) = {
         let started = Instant::now();
-        let mut session = Session::new(mesh.me, &mut mesh.transport, &mesh.keys, &config)?;
+        let mut transport = Cancellable {
+            inner: &mut mesh.transport,
+            cancel: &shared.cancel,
+        };
+        let mut session = Session::new(mesh.me, &mut transport, &mesh.keys, &config)?;
         let outcome = triad_exec::execute(
             &mut session,
             &prepared.checked,
@@ -1949,6 +2095,7 @@ fn run_plan(
             bytes_sent: counted.bytes_sent,
             rounds: counted.rounds,
         };
+        shared.metrics.observe_query(stats.seconds);
         tracing::info!(
             seconds = stats.seconds,
             bytes_sent = stats.bytes_sent,

@@ -326,3 +326,114 @@ fn install_moves_only_to_newer_documents() {
     install().unwrap();
     assert_eq!(node.load().unwrap().roles.serial(), 6);
 }
+
+#[test]
+fn metrics_and_peer_client_addresses_are_optional_and_checked() {
+    let config = signed_example(&example()).load().unwrap();
+    assert_eq!(
+        config.file.metrics_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    assert_eq!(
+        config.peers[0].client_address,
+        Some("10.0.0.2:7100".parse().unwrap())
+    );
+    // Absent: no metrics endpoint, and `check` cannot reach that peer.
+    let without = example()
+        .replacen("metrics_listen = \"127.0.0.1:9100\"\n", "", 1)
+        .replacen("client_address = \"10.0.0.2:7100\"\n", "", 1);
+    assert!(!without.contains("metrics_listen") && without.contains("client_address"));
+    let config = signed_example(&without).load().unwrap();
+    assert_eq!(config.file.metrics_listen, None);
+    assert_eq!(config.peers[0].client_address, None);
+    assert!(config.peers[1].client_address.is_some());
+    // A port that moves at every start, or an address nobody can dial.
+    let cases = [
+        (
+            "metrics_listen = \"127.0.0.1:9100\"",
+            "metrics_listen = \"127.0.0.1:0\"",
+            "metrics_listen",
+        ),
+        (
+            "metrics_listen = \"127.0.0.1:9100\"",
+            "metrics_listen = \"localhost\"",
+            "metrics_listen",
+        ),
+        (
+            "client_address = \"10.0.0.3:7100\"",
+            "client_address = \"0.0.0.0:7100\"",
+            "peer.client_address",
+        ),
+        (
+            "client_address = \"10.0.0.3:7100\"",
+            "client_address = \"10.0.0.3:0\"",
+            "peer.client_address",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        let text = example().replacen(from, to, 1);
+        assert_ne!(text, example(), "case {to:?} did not apply");
+        let error = signed_example(&text).load().expect_err(to);
+        assert!(error.contains(expect), "{to:?}: {error}");
+    }
+}
+
+/// Every key of the configuration file, as dotted paths (`limits.rows_max`,
+/// `peer.node`), and the tables (`threads`, `peer`).
+fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (key, value) in table {
+        let path = format!("{prefix}{key}");
+        match value {
+            toml::Value::Table(inner) => {
+                out.push(format!("[{path}]"));
+                keys(inner, &format!("{path}."), out);
+            }
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_table) => {
+                out.push(format!("[[{path}]]"));
+                for item in items {
+                    if let toml::Value::Table(inner) = item {
+                        keys(inner, &format!("{path}."), out);
+                    }
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+#[test]
+fn the_configuration_reference_names_every_key() {
+    use triad_node::config::ConfigFile;
+
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/CONFIG.md"))
+            .unwrap();
+    // The example holds every key, optional ones included; serializing the
+    // parsed file (not the text) lists every key the node knows, so a new
+    // field that the reference does not describe fails here.
+    let file: ConfigFile = toml::from_str(&example()).unwrap();
+    assert!(file.metrics_listen.is_some());
+    assert!(file.peers.iter().all(|p| p.client_address.is_some()));
+    let serialized = toml::Table::try_from(&file).unwrap();
+    let mut found = Vec::new();
+    keys(&serialized, "", &mut found);
+    found.sort();
+    found.dedup();
+    assert!(found.len() > 25, "{found:?}");
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|key| !reference.contains(&format!("`{key}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/CONFIG.md does not describe {missing:?}"
+    );
+    // And the example shows every key but the test-only `[faults]`.
+    let example_table: toml::Table = toml::from_str(&example()).unwrap();
+    let mut written = Vec::new();
+    keys(&example_table, "", &mut written);
+    written.sort();
+    written.dedup();
+    found.retain(|key| !key.starts_with("faults.") && key != "[faults]");
+    assert_eq!(written, found);
+}
