@@ -86,6 +86,7 @@ fn transport(idle: Duration, window_bytes: u64) -> Result<quinn::TransportConfig
             "window of {window_bytes} bytes is not a QUIC integer"
         ))
     })?;
+    let idle_duration = idle;
     let idle = quinn::IdleTimeout::try_from(idle)
         .map_err(|_| LinkError::Setup("idle timeout out of range".into()))?;
     let mut config = quinn::TransportConfig::default();
@@ -95,7 +96,11 @@ fn transport(idle: Duration, window_bytes: u64) -> Result<quinn::TransportConfig
         .send_window(window_bytes.saturating_mul(2))
         .max_concurrent_bidi_streams(VarInt::from_u32(64))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .max_idle_timeout(Some(idle));
+        .max_idle_timeout(Some(idle))
+        // A query can run longer than the idle timeout with nothing to say
+        // on the client's link; keep-alives hold it open while both ends
+        // live, and a dead end is still noticed after the timeout.
+        .keep_alive_interval(Some(idle_duration / 3));
     Ok(config)
 }
 
