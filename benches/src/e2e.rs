@@ -30,7 +30,9 @@ use triad_client::seed::seed_analysis_clear;
 use triad_client::table::read_table;
 use triad_node::config::Role;
 
+use crate::net::simulated;
 use crate::party_session;
+use triad_netsim::Shape;
 
 /// The six join keys with their declared ranges, then the condition.
 pub const KEYS: [(&str, i64, i64); 6] = [
@@ -239,6 +241,18 @@ pub struct Phase {
     /// reading and writing shares, agreement and the client's calls).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_seconds: Option<f64>,
+    /// The simulated network, "lan" or "wan" (`--net`); absent on plain
+    /// loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<&'static str>,
+    /// Where the nodes ran under `--net`: "namespaces" (a host each) or
+    /// "loopback" (where namespaces are unavailable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<&'static str>,
+    /// CPU seconds the relay itself used during the phase, taken from the
+    /// cores the nodes share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_cpu_seconds: Option<f64>,
 }
 
 fn dealt(table: &SeedTable) -> [SecretTable; 3] {
@@ -419,6 +433,9 @@ pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
         transport: "memory",
         ratio_to_clear: ratio,
         protocol_seconds: None,
+        net: None,
+        hosts: None,
+        relay_cpu_seconds: None,
     };
     let total = (
         merge_phase.0 + sums.0,
@@ -434,7 +451,11 @@ pub fn run_memory(rows: usize, threads: usize) -> anyhow::Result<Vec<Phase>> {
 }
 
 /// Writes `table` as CSV with its schema file, for upload.
-fn write_upload(dir: &Path, name: &str, table: &SeedTable) -> anyhow::Result<(PathBuf, Schema)> {
+pub fn write_upload(
+    dir: &Path,
+    name: &str,
+    table: &SeedTable,
+) -> anyhow::Result<(PathBuf, Schema)> {
     let csv = dir.join(format!("{name}.csv"));
     std::fs::write(&csv, table.csv())?;
     let mut schema = String::new();
@@ -455,9 +476,15 @@ fn write_upload(dir: &Path, name: &str, table: &SeedTable) -> anyhow::Result<(Pa
     Ok((csv, Schema::from_toml_str(&schema, name)?))
 }
 
-/// The analysis through three node processes on loopback: upload both
-/// tables, merge and store, then the three gated sums.
-pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> {
+/// The analysis through three node processes: upload both tables, merge
+/// and store, then the three gated sums. With `net` (its name and shape),
+/// each node runs on a host of its own where namespaces are available,
+/// and every link goes through the relay.
+pub fn run_quic(
+    rows: usize,
+    keep: Option<&Path>,
+    net: Option<(&'static str, Shape)>,
+) -> anyhow::Result<Vec<Phase>> {
     let temp = tempfile::tempdir()?;
     let root = keep.unwrap_or(temp.path());
     std::fs::create_dir_all(root)?;
@@ -478,7 +505,26 @@ pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> 
         vec![Role::Owner, Role::Analyst],
     )];
     let program = std::env::current_exe()?;
-    let mut cluster = LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?;
+    let network = match net {
+        Some((_, shape)) => {
+            let (network, fallback) = simulated(shape)?;
+            if let Some(reason) = fallback {
+                eprintln!("warning: {reason}; the nodes share loopback behind the relay");
+            }
+            Some(network)
+        }
+        None => None,
+    };
+    let mut cluster = match &network {
+        Some(network) => LocalCluster::create_placed(
+            &root.join("cluster"),
+            &program,
+            &users,
+            &key_path,
+            &network.placement,
+        )?,
+        None => LocalCluster::create(&root.join("cluster"), &program, &users, &key_path)?,
+    };
     cluster.tune(|file| {
         // Three nodes and the client share the machine's cores.
         file.threads.compute = 1;
@@ -503,6 +549,7 @@ pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> 
             .max()
             .unwrap_or(0);
 
+        let relay_before = network.as_ref().map(|n| n.relay.report().cpu_seconds);
         let started = Instant::now();
         let merge = merge_query(&u1.handle.to_string(), &u2.handle.to_string());
         let (merged, merge_stats) = match client.query(&merge)? {
@@ -532,6 +579,10 @@ pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> 
             got == clear,
             "the secret analysis gave {got:?}, polars in the clear {clear:?}"
         );
+        let relay_cpu = network
+            .as_ref()
+            .zip(relay_before)
+            .map(|(n, before)| n.relay.report().cpu_seconds - before);
         let phase = |phase, seconds, bytes_per_party, rounds, ratio, protocol| Phase {
             phase,
             rows,
@@ -541,6 +592,9 @@ pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> 
             transport: "quic",
             ratio_to_clear: ratio,
             protocol_seconds: protocol,
+            net: net.map(|(name, _)| name),
+            hosts: network.as_ref().map(|n| n.kind()),
+            relay_cpu_seconds: None,
         };
         let total = merge_seconds + sums_seconds;
         Ok(vec![
@@ -562,14 +616,17 @@ pub fn run_quic(rows: usize, keep: Option<&Path>) -> anyhow::Result<Vec<Phase>> 
                 Some(protocol),
             ),
             phase("clear", clear_seconds, 0, 0, None, None),
-            phase(
-                "total",
-                total,
-                merge_stats.bytes_sent + bytes,
-                u64::from(merge_stats.rounds) + rounds,
-                Some(total / clear_seconds.max(1e-9)),
-                Some(merge_stats.seconds + protocol),
-            ),
+            Phase {
+                relay_cpu_seconds: relay_cpu,
+                ..phase(
+                    "total",
+                    total,
+                    merge_stats.bytes_sent + bytes,
+                    u64::from(merge_stats.rounds) + rounds,
+                    Some(total / clear_seconds.max(1e-9)),
+                    Some(merge_stats.seconds + protocol),
+                )
+            },
         ])
     })();
     client.close();

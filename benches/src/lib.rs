@@ -22,6 +22,7 @@ use triad_ring::{
 };
 
 pub mod e2e;
+pub mod net;
 pub mod quic;
 
 /// Operations `triad-bench micro` knows, in the order `--op all` runs them.

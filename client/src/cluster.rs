@@ -26,7 +26,49 @@ pub struct LocalCluster {
     program: PathBuf,
     configs: [PathBuf; 3],
     client_addrs: [SocketAddr; 3],
+    launchers: [Vec<String>; 3],
     children: [Option<Child>; 3],
+}
+
+/// Where the three nodes listen, how they and the clients reach each other,
+/// and how each node's process is started. [`Placement::loopback`] is one
+/// host; a network test puts each node on its own host (namespace) and
+/// routes every link through something between them.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// Node `i` listens for the other nodes here.
+    pub listen: [SocketAddr; 3],
+    /// Node `i` listens for clients here.
+    pub client_listen: [SocketAddr; 3],
+    /// `dial[i][j]`: where node `i` reaches node `j` (used where `i > j`:
+    /// the higher index dials).
+    pub dial: [[SocketAddr; 3]; 3],
+    /// Where clients reach node `i` (written to the connection file).
+    pub client_dial: [SocketAddr; 3],
+    /// A command prefix that starts a program where node `i` runs (empty:
+    /// here), e.g. `ip netns exec NAME`.
+    pub launchers: [Vec<String>; 3],
+}
+
+impl Placement {
+    /// Three nodes on 127.0.0.1, on free ports, reaching each other directly.
+    pub fn loopback() -> Result<Placement, ClientError> {
+        let mut listen = Vec::new();
+        let mut client = Vec::new();
+        for _ in 0..3 {
+            listen.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
+            client.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
+        }
+        let listen: [SocketAddr; 3] = [listen[0], listen[1], listen[2]];
+        let client: [SocketAddr; 3] = [client[0], client[1], client[2]];
+        Ok(Placement {
+            listen,
+            client_listen: client,
+            dial: [listen; 3],
+            client_dial: client,
+            launchers: Default::default(),
+        })
+    }
 }
 
 fn free_port() -> Result<u16, ClientError> {
@@ -66,12 +108,19 @@ impl LocalCluster {
         users: &[(String, String, Vec<Role>)],
         user_key: &Path,
     ) -> Result<LocalCluster, ClientError> {
-        let mut listen = Vec::new();
-        let mut client = Vec::new();
-        for _ in 0..3 {
-            listen.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
-            client.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
-        }
+        LocalCluster::create_placed(root, program, users, user_key, &Placement::loopback()?)
+    }
+
+    /// [`create`](Self::create) with the nodes placed as `placement` says.
+    pub fn create_placed(
+        root: &Path,
+        program: &Path,
+        users: &[(String, String, Vec<Role>)],
+        user_key: &Path,
+        placement: &Placement,
+    ) -> Result<LocalCluster, ClientError> {
+        let listen = &placement.listen;
+        let client = &placement.client_listen;
         let mut configs = Vec::new();
         let mut deployment = None;
         for node in 0..3 {
@@ -90,7 +139,7 @@ impl LocalCluster {
             configs.push(config);
         }
         for (node, config) in configs.iter().enumerate() {
-            for (peer, address) in listen.iter().enumerate() {
+            for (peer, address) in placement.dial[node].iter().enumerate() {
                 if peer == node {
                     continue;
                 }
@@ -103,6 +152,15 @@ impl LocalCluster {
                 })
                 .map_err(other)?;
             }
+        }
+        // So that `triad-node check` can ask each peer for its versions and
+        // roles document, as an operator's configuration would.
+        for config in &configs {
+            let mut file = triad_node::config::ConfigFile::read(config).map_err(other)?;
+            for peer in &mut file.peers {
+                peer.client_address = placement.client_listen.get(peer.node).copied();
+            }
+            triad_node::config::Config::save(&file, config).map_err(other)?;
         }
         // One document for the three nodes: built once, signed by each
         // node's operator key in turn, then installed on each.
@@ -141,7 +199,7 @@ impl LocalCluster {
             nodes: (0..3)
                 .map(|i| NodeEntry {
                     index: i,
-                    address: client[i],
+                    address: placement.client_dial[i],
                     certificate: root.join(format!("node{i}/node.crt")),
                 })
                 .collect(),
@@ -152,7 +210,8 @@ impl LocalCluster {
             root: root.to_owned(),
             program: program.to_owned(),
             configs,
-            client_addrs: [client[0], client[1], client[2]],
+            client_addrs: placement.client_dial,
+            launchers: placement.launchers.clone(),
             children: [None, None, None],
         })
     }
@@ -200,7 +259,15 @@ impl LocalCluster {
                 path: log_path.clone(),
                 source,
             })?;
-        let child = Command::new(&self.program)
+        let mut command = match self.launchers[i].split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
+        let child = command
             .args(["node", "run", "--config"])
             .arg(&self.configs[i])
             .stdin(Stdio::null())
@@ -268,7 +335,12 @@ impl LocalCluster {
         }
     }
 
-    /// Node `i`'s client address.
+    /// The directory holding the cluster's files.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Node `i`'s client address (where clients reach it).
     pub fn client_addr(&self, i: usize) -> SocketAddr {
         self.client_addrs[i]
     }

@@ -39,6 +39,22 @@ impl Client {
         self.job_call(Body::CancelJob { job: id.to_owned() }, "cancelling a job")
     }
 
+    /// Stops this user's query that is running now, on all three nodes;
+    /// the query's caller gets a refusal of kind `Cancelled` and nothing is
+    /// stored or revealed. Returns whether a node was running one (false
+    /// when it had already finished).
+    pub fn cancel_query(&self) -> Result<bool, ClientError> {
+        let replies = self.body_call(&Body::CancelQuery)?;
+        let mut any = false;
+        for (node, reply) in replies.into_iter().enumerate() {
+            match reply {
+                Reply::Cancelled(running) => any |= running,
+                _ => return Err(misbehaving(node, "cancelling a query")),
+            }
+        }
+        Ok(any)
+    }
+
     /// The record of job `id`, as all three nodes hold it.
     pub fn job(&self, id: &str) -> Result<JobView, ClientError> {
         self.job_call(Body::Job { job: id.to_owned() }, "reading a job")
@@ -67,7 +83,7 @@ impl Client {
         Ok(lists.swap_remove(0))
     }
 
-    fn body_call(&self, body: &Body) -> Result<[Reply; 3], ClientError> {
+    pub(crate) fn body_call(&self, body: &Body) -> Result<[Reply; 3], ClientError> {
         let (request, _) = self.sign_as(body, Mode::Authorized, None)?;
         let replies = self.call_all_with(
             &request,

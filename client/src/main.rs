@@ -126,6 +126,12 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Stop your query that is running now (from another terminal): the
+    /// nodes abandon it, store and reveal nothing.
+    CancelQuery {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Cancel one of your running job requests.
     Cancel {
         /// The job id.
@@ -417,6 +423,15 @@ fn main() -> anyhow::Result<()> {
                         print_job(&job, false);
                     }
                 }
+            }
+            client.close();
+        }
+        Command::CancelQuery { conn } => {
+            let client = connect(&conn.conn)?;
+            if client.cancel_query()? {
+                println!("cancelled your running query");
+            } else {
+                println!("no query of yours was running");
             }
             client.close();
         }

@@ -271,7 +271,29 @@ impl Client {
                     })
                 });
             }
-            let results = join_all(calls).await;
+            // A node that reports the mesh broken, or a link that failed,
+            // settles the request: waiting for the other replies would only
+            // wait out the dead node's link timeout.
+            let results = join_all_until(calls, |result| match result {
+                Err(ClientError::Link { .. }) => true,
+                Ok(Reply::Refused(error)) => error.kind == ErrorKind::PeerUnavailable,
+                _ => false,
+            })
+            .await;
+            let results = match results {
+                Ok(results) => results,
+                Err((_, Err(error))) => return Err(error),
+                Err((node, Ok(reply))) => {
+                    let error = match reply {
+                        Reply::Refused(error) => error,
+                        _ => api::ApiError {
+                            kind: ErrorKind::Internal,
+                            message: "a reply stopped the call early".into(),
+                        },
+                    };
+                    return Err(ClientError::Refused { node, error });
+                }
+            };
             let mut replies = Vec::new();
             for result in results {
                 replies.push(result?);
@@ -961,6 +983,40 @@ fn majority<T: PartialEq + Clone>(values: &[Option<T>], what: &str) -> Result<T,
 }
 
 /// Runs futures concurrently and collects their outputs in order.
+/// [`join_all`], returning early with the first output (and its index)
+/// for which `stop` holds; the other futures are dropped.
+async fn join_all_until<F: Future>(
+    futures: Vec<F>,
+    stop: impl Fn(&F::Output) -> bool,
+) -> Result<Vec<F::Output>, (usize, F::Output)> {
+    let mut set: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    let stopped = std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) if stop(&v) => {
+                        return std::task::Poll::Ready(Some((i, v)));
+                    }
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(None)
+        }
+    })
+    .await;
+    match stopped {
+        Some(first) => Err(first),
+        None => Ok(outputs.into_iter().flatten().collect()),
+    }
+}
+
 async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut set = Vec::with_capacity(futures.len());
     for f in futures {
