@@ -5,7 +5,6 @@
 //! as another script; answers of any words decode or are refused.
 
 use proptest::prelude::*;
-use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use triad_auth::{
     Approval, ApprovedScript, DeploymentId, SCRIPT_VERSION, Script, ScriptStep, UserKey,
@@ -19,46 +18,9 @@ use triad_client::script::{
 use triad_plan::{Agg, Aggregation, ColumnInfo, Frame, GroupForm, MAX_SCALE, Output, Query, Ty};
 
 /// One edit of a file's bytes.
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(Index, u8),
-    Insert(Index, u8),
-    Delete(Index),
-    Truncate(Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<Index>(), 1u8..).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-        any::<Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    prop::collection::vec(edit(), 1..5)
-}
-
-fn apply(bytes: &mut Vec<u8>, edits: &[Edit]) {
-    for edit in edits {
-        match edit {
-            Edit::Flip(at, mask) if !bytes.is_empty() => {
-                let at = at.index(bytes.len());
-                bytes[at] ^= mask;
-            }
-            Edit::Insert(at, byte) => {
-                let at = at.index(bytes.len() + 1);
-                bytes.insert(at, *byte);
-            }
-            Edit::Delete(at) if !bytes.is_empty() => {
-                bytes.remove(at.index(bytes.len()));
-            }
-            Edit::Truncate(at) => bytes.truncate(at.index(bytes.len() + 1)),
-            _ => {}
-        }
-    }
-}
+#[path = "../../testkit/mutate.rs"]
+mod mutate;
+use mutate::{apply, edits};
 
 /// `bytes` as the file `name` in a fresh directory.
 fn file_in_dir(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {

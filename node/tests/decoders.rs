@@ -153,47 +153,9 @@ proptest! {
 
 /// One edit of an encoding: what a fuzzer does to a valid input to reach
 /// past its first field.
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(prop::sample::Index, u8),
-    Insert(prop::sample::Index, u8),
-    Delete(prop::sample::Index),
-    Truncate(prop::sample::Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    use prop::sample::Index;
-    prop_oneof![
-        (any::<Index>(), 1u8..).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-        any::<Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    prop::collection::vec(edit(), 1..5)
-}
-
-fn apply(bytes: &mut Vec<u8>, edits: &[Edit]) {
-    for edit in edits {
-        match edit {
-            Edit::Flip(at, mask) if !bytes.is_empty() => {
-                let at = at.index(bytes.len());
-                bytes[at] ^= mask;
-            }
-            Edit::Insert(at, byte) => {
-                let at = at.index(bytes.len() + 1);
-                bytes.insert(at, *byte);
-            }
-            Edit::Delete(at) if !bytes.is_empty() => {
-                bytes.remove(at.index(bytes.len()));
-            }
-            Edit::Truncate(at) => bytes.truncate(at.index(bytes.len() + 1)),
-            _ => {}
-        }
-    }
-}
+#[path = "../../testkit/mutate.rs"]
+mod mutate;
+use mutate::{apply, edits};
 
 /// Decodes `bytes` as a `T` and says whether that worked; a value that
 /// decodes must re-encode to bytes that decode to the same encoding again.

@@ -7,46 +7,12 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use proptest::sample::Index;
 use triad_pipeline::{ErrorKind, Pipeline, ScriptInfo, TEXT_BYTES_MAX, load_str};
 
 /// One edit of a file's bytes.
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(Index, u8),
-    Insert(Index, u8),
-    Delete(Index),
-    Truncate(Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<Index>(), 1u8..).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-        any::<Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, edits: &[Edit]) {
-    for edit in edits {
-        match edit {
-            Edit::Flip(at, mask) if !bytes.is_empty() => {
-                let at = at.index(bytes.len());
-                bytes[at] ^= mask;
-            }
-            Edit::Insert(at, byte) => {
-                let at = at.index(bytes.len() + 1);
-                bytes.insert(at, *byte);
-            }
-            Edit::Delete(at) if !bytes.is_empty() => {
-                bytes.remove(at.index(bytes.len()));
-            }
-            Edit::Truncate(at) => bytes.truncate(at.index(bytes.len() + 1)),
-            _ => {}
-        }
-    }
-}
+#[path = "../../../testkit/mutate.rs"]
+mod mutate;
+use mutate::{apply, edit};
 
 const VALID: &str = "\
 version: 1
