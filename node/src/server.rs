@@ -342,6 +342,31 @@ async fn serve_connection(shared: Arc<Shared>, connection: ClientConnection, job
     }
 }
 
+/// What every signed call passes, whoever may sign it: the signature
+/// covers the body that came with it, and the request is fresh and not a
+/// replay (the nonce store verifies the signature before recording the
+/// nonce).
+fn check_signed(
+    shared: &Shared,
+    body: triad_auth::Digest,
+    request: &SignedRequest,
+) -> Result<(), ApiError> {
+    if body != request.request.body {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            "the body does not match the signed digest",
+        ));
+    }
+    let window = shared.config.file.limits.request_max_age_secs;
+    let mut nonces = shared
+        .nonces
+        .lock()
+        .map_err(|_| refuse(ErrorKind::Internal, "nonce store unavailable"))?;
+    nonces
+        .check_and_record(request, now_secs(), window)
+        .map_err(auth_error)
+}
+
 fn refuse(kind: ErrorKind, message: impl Into<String>) -> ApiError {
     ApiError::new(kind, message)
 }
@@ -422,23 +447,7 @@ async fn handle_call(
             format!("unknown key {}", signer.fingerprint()),
         ));
     };
-    if header.body.digest() != request.request.body {
-        return Err(refuse(
-            ErrorKind::BadRequest,
-            "the body does not match the signed digest",
-        ));
-    }
-    {
-        let window = config.file.limits.request_max_age_secs;
-        let mut nonces = shared
-            .nonces
-            .lock()
-            .map_err(|_| refuse(ErrorKind::Internal, "nonce store unavailable"))?;
-        // Verifies the signature before recording the nonce.
-        nonces
-            .check_and_record(&request, now_secs(), window)
-            .map_err(auth_error)?;
-    }
+    check_signed(shared, header.body.digest(), &request)?;
     let digest = request.digest();
     tracing::info!(
         request = %digest,

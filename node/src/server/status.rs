@@ -12,7 +12,7 @@
 
 use triad_auth::SignedRequest;
 
-use super::{Shared, auth_error, now_secs, refuse};
+use super::{Shared, auth_error, check_signed, refuse};
 use crate::api::{self, ApiError, CallHeader, ErrorKind, NodeStatus, Reply};
 
 /// The reply to a status probe carried by `header`.
@@ -38,22 +38,7 @@ pub(super) fn answer(shared: &Shared, header: &CallHeader) -> Result<Reply, ApiE
             ),
         ));
     }
-    if header.body.digest() != request.request.body {
-        return Err(refuse(
-            ErrorKind::BadRequest,
-            "the body does not match the signed digest",
-        ));
-    }
-    {
-        let window = config.file.limits.request_max_age_secs;
-        let mut nonces = shared
-            .nonces
-            .lock()
-            .map_err(|_| refuse(ErrorKind::Internal, "nonce store unavailable"))?;
-        nonces
-            .check_and_record(&request, now_secs(), window)
-            .map_err(auth_error)?;
-    }
+    check_signed(shared, header.body.digest(), &request)?;
     tracing::info!(operator = %signer.fingerprint(), "status probe answered");
     Ok(Reply::Status(NodeStatus {
         // PartyId indexes are 0..=2.
