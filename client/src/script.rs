@@ -287,6 +287,14 @@ impl ApprovedFile {
         let bytes = hex::decode(&file.approved).map_err(|e| script_error(path, e.to_string()))?;
         let approved =
             ApprovedScript::decode(&bytes).map_err(|e| script_error(path, e.to_string()))?;
+        // The nodes verify every approval again; verifying here names the
+        // file when one was edited, instead of a refusal after signing a
+        // request.
+        for signed in &approved.approvals {
+            signed
+                .verify()
+                .map_err(|e| script_error(path, format!("an approval does not verify: {e}")))?;
+        }
         if approved.script != script {
             return Err(script_error(
                 path,
