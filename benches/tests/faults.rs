@@ -378,9 +378,159 @@ fn the_requester_cancels_a_running_merge() {
         other => panic!("the merge failed otherwise: {other}\n{}", setup.logs()),
     }
     assert!(after < Duration::from_secs(10), "cancelling took {after:?}");
+    // Each node logged the abandoned merge (a node that saw the others
+    // leave before its own cancellation arrived logs it as a lost peer).
+    let logs: Vec<String> = (0..3)
+        .map(|i| {
+            let path = setup
+                .cluster
+                .root()
+                .join(format!("node{i}/data/audit/log.jsonl"));
+            std::fs::read_to_string(path).expect("audit log")
+        })
+        .collect();
+    for (i, log) in logs.iter().enumerate() {
+        assert!(
+            log.contains("refused: Cancelled") || log.contains("refused: PeerUnavailable"),
+            "node {i} logged no abandoned merge"
+        );
+    }
+    assert!(logs.iter().any(|log| log.contains("refused: Cancelled")));
     other.close();
     // Nothing was stored, and the nodes serve the next query.
     setup.reconnect();
     assert_eq!(setup.client.tables().expect("tables").len(), 2);
     setup.analysis_is_right(&h1, &h2, &p1, &p2);
+}
+
+/// Every file under `dir`, by path relative to it.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                out.insert(path.strip_prefix(dir).expect("under").to_owned(), bytes);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_that_lost_its_disk_is_rebuilt_from_the_other_two() {
+    use triad_node::cli::{
+        AddPeerArgs, InitArgs, RolesConfigArgs, add_peer, init, recover, roles_install,
+    };
+    use triad_node::config::ConfigFile;
+
+    let (p1, p2) = tables();
+    let mut setup = start(Shape::lan());
+    let (h1, h2) = (setup.upload("p1", &p1), setup.upload("p2", &p2));
+    // A table a query stored, as well as two uploads.
+    let merged = merge(&setup.client, &h1, &h2).expect("merge");
+    let months = setup.months(&merged);
+
+    let root = setup.cluster.root().to_owned();
+    let lost = root.join("node2");
+    // Kept by the test only, to compare with what the rebuild writes.
+    let lost_tables = snapshot(&lost.join("data/tables"));
+    let manifests = lost_tables
+        .keys()
+        .filter(|p| p.ends_with("manifest.json"))
+        .count();
+    assert_eq!(manifests, 3, "{:?}", lost_tables.keys());
+    let old_certificate = std::fs::read(lost.join("node.crt")).expect("certificate");
+    // The operator's signing key is kept apart from the node's disk (the
+    // guide says so); the node key and the data are not.
+    let operator_key = std::fs::read(lost.join("operator.key")).expect("operator key");
+    let operator_public = std::fs::read_to_string(lost.join("operator.pub")).expect("public");
+    setup.cluster.kill_node(2);
+    std::fs::remove_dir_all(&lost).expect("the disk is lost");
+
+    // The operator's steps, as the guide gives them.
+    let deployment = ConfigFile::read(setup.cluster.config(0))
+        .expect("config")
+        .deployment;
+    let placement = setup.network.placement.clone();
+    let config = init(&InitArgs {
+        node: 2,
+        listen: placement.listen[2],
+        client_listen: placement.client_listen[2],
+        dir: lost.clone(),
+        deployment: Some(deployment),
+    })
+    .expect("init");
+    std::fs::write(lost.join("operator.key"), &operator_key).expect("operator key back");
+    std::fs::write(lost.join("operator.pub"), &operator_public).expect("public key back");
+    for peer in 0..2 {
+        add_peer(&AddPeerArgs {
+            config: config.clone(),
+            node: peer,
+            address: placement.dial[2][peer],
+            certificate: root.join(format!("node{peer}/node.crt")),
+            operator_key: std::fs::read_to_string(root.join(format!("node{peer}/operator.pub")))
+                .expect("peer operator key"),
+        })
+        .expect("pin a survivor");
+    }
+    roles_install(&RolesConfigArgs {
+        config: config.clone(),
+        roles: root.join("node0/roles.toml"),
+    })
+    .expect("roles");
+    setup
+        .cluster
+        .tune(|file| {
+            file.limits.idle_timeout_ms = IDLE_MS;
+            file.limits.peer_timeout_ms = 4 * IDLE_MS;
+        })
+        .expect("tune");
+    // The survivors pin the new certificate while they run.
+    for survivor in 0..2 {
+        add_peer(&AddPeerArgs {
+            config: setup.cluster.config(survivor).to_owned(),
+            node: 2,
+            address: placement.dial[survivor][2],
+            certificate: lost.join("node.crt"),
+            operator_key: operator_public.clone(),
+        })
+        .expect("pin the new certificate");
+    }
+    recover(&config).expect("mark for recovery");
+    let started = Instant::now();
+    setup.cluster.start_node(2).expect("start the new node");
+    setup.reconnect();
+    eprintln!(
+        "rebuilt and serving {:?} after the start",
+        started.elapsed()
+    );
+
+    assert_ne!(
+        std::fs::read(lost.join("node.crt")).expect("certificate"),
+        old_certificate,
+        "a new key"
+    );
+    assert!(!lost.join("data/recover.json").exists(), "{}", setup.logs());
+    // Every file of every table is the one the lost disk held.
+    assert_eq!(snapshot(&lost.join("data/tables")), lost_tables);
+    assert_eq!(setup.months(&merged), months);
+    setup.analysis_is_right(&h1, &h2, &p1, &p2);
+
+    // The three logged it; the rebuilt node's log continues from the head
+    // the others recorded of the lost one.
+    let log = std::fs::read_to_string(lost.join("data/audit/log.jsonl")).expect("log");
+    let first = log.lines().next().expect("an entry");
+    assert!(first.contains("\"kind\":\"recover\""), "{first}");
+    assert!(!first.contains("\"seq\":0,"), "{first}");
+    for survivor in 0..2 {
+        let log =
+            std::fs::read_to_string(root.join(format!("node{survivor}/data/audit/log.jsonl")))
+                .expect("log");
+        assert!(log.contains("\"kind\":\"recover\""), "node {survivor}");
+    }
 }

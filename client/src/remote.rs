@@ -1,7 +1,6 @@
 //! Talking to the three nodes: signed requests, uploads dealt into
 //! replicated shares, and results reconstructed only here.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,6 +10,7 @@ use triad_auth::{
     ApprovalStep, DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultContext, ResultSecret,
     Sealed, SignedRequest, UserKey, X25519Public,
 };
+use triad_net::join::{join_all, join_all_until};
 use triad_net::{LinkConfig, NodeLink};
 use triad_node::api::{
     self, Body, CallHeader, ComponentSource, ErrorKind, QueryStats, Reply, ResultShares,
@@ -980,67 +980,6 @@ fn majority<T: PartialEq + Clone>(values: &[Option<T>], what: &str) -> Result<T,
     Err(ClientError::Disagreement(format!(
         "the three nodes report different {what}"
     )))
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-/// [`join_all`], returning early with the first output (and its index)
-/// for which `stop` holds; the other futures are dropped.
-async fn join_all_until<F: Future>(
-    futures: Vec<F>,
-    stop: impl Fn(&F::Output) -> bool,
-) -> Result<Vec<F::Output>, (usize, F::Output)> {
-    let mut set: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    let stopped = std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) if stop(&v) => {
-                        return std::task::Poll::Ready(Some((i, v)));
-                    }
-                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(None)
-        }
-    })
-    .await;
-    match stopped {
-        Some(first) => Err(first),
-        None => Ok(outputs.into_iter().flatten().collect()),
-    }
-}
-
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut set = Vec::with_capacity(futures.len());
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 impl crate::schema::Schema {

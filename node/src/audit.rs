@@ -44,6 +44,19 @@
 //! `"triad/audit-head/v1" || deployment (32) || node (1) || seq (u64 LE) ||
 //! hash (32)` ([`Head::signed_bytes`]).
 //!
+//! A log may also be *continued*: a node rebuilt from the other two after
+//! losing its disk has lost its log, but its peers still hold heads it
+//! signed, and a new log from seq 0 would look to them like a rollback.
+//! So the new log continues from the highest head (S, H) they recorded
+//! ([`AuditLog::continue_from`]): its first line has seq S and prev H, the
+//! hash of entry S - 1, which this log does not hold. That first entry must
+//! be a [`RECOVER_KIND`] entry, or cutting the front off a log would
+//! verify; the survivors log the recovery too. Such a chain verifies from
+//! its first line on ([`ChainReport::first_seq`]); [`cross_verify`] checks
+//! the recorded heads from seq S on as usual (the one at S against the
+//! first line's prev) and notes those below S as lost, not as damage
+//! ([`ProblemKind::BeforeRecovery`]).
+//!
 //! # Crashes and damage
 //!
 //! A crash can tear only the line being appended, which is then the last
@@ -86,6 +99,10 @@ pub const ENTRY_DOMAIN: &str = "triad/audit/v1";
 pub const HEAD_DOMAIN: &str = "triad/audit-head/v1";
 /// Length of [`Head::signed_bytes`].
 pub const HEAD_BYTES: usize = 32 + 1 + 8 + 32;
+/// The [`AuditEntry::kind`] of a node recovery: the first entry of a
+/// continued log (see [`AuditLog::continue_from`]), and an ordinary entry
+/// on the two nodes it was rebuilt from.
+pub const RECOVER_KIND: &str = "recover";
 
 const NODES: u8 = 3;
 const ZERO_HASH: [u8; 32] = [0; 32];
@@ -321,6 +338,16 @@ pub enum AuditError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// [`AuditLog::continue_from`] or [`AuditLog::append`] refused: the
+    /// head is not this log's, the log already has entries, or a continued
+    /// log's first entry is not a recovery.
+    #[error("{}: {problem}", path.display())]
+    Refused {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        problem: &'static str,
+    },
     /// An earlier write failed and its partial line could not be removed;
     /// appending more would bury it mid-file.
     #[error("{}: an earlier write failed and could not be undone; reopen the log", path.display())]
@@ -349,6 +376,19 @@ pub enum LineProblem {
         /// The line's position.
         expected: u64,
         /// What it says.
+        found: u64,
+    },
+    /// The first line's seq is not 0 and it is not a [`RECOVER_KIND`]
+    /// entry: only a recovery may begin a log past seq 0.
+    #[error("wrong seq: the log starts at {found}, not 0, without a \"{RECOVER_KIND}\" entry")]
+    NotARecovery {
+        /// What the line says.
+        found: u64,
+    },
+    /// The seq is `u64::MAX`: no head could count the entry.
+    #[error("wrong seq: {found} is too large")]
+    SeqTooLarge {
+        /// What the line says.
         found: u64,
     },
     /// The line does not chain to the one before it.
@@ -510,15 +550,25 @@ fn parse_json<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, LineProblem> 
 /// A chain read so far.
 #[derive(Debug)]
 struct Chain {
+    /// The seq of the first line: 0, or S for a continued log.
+    first_seq: u64,
+    /// The first line's prev: zeros, or for a continued log the hash of
+    /// entry S - 1, which only the peers' recorded heads can vouch for.
+    first_prev: [u8; 32],
+    /// The seq the next line must have: lost entries of a continued log
+    /// count, so that this is the head's seq.
     entries: u64,
     last: [u8; 32],
-    /// Every entry's hash, when the caller needs to look heads up.
+    /// The hash of every entry held (from `first_seq`), when the caller
+    /// needs to look heads up.
     hashes: Option<Vec<[u8; 32]>>,
 }
 
 impl Chain {
     fn new(keep_hashes: bool) -> Chain {
         Chain {
+            first_seq: 0,
+            first_prev: ZERO_HASH,
             entries: 0,
             last: ZERO_HASH,
             hashes: keep_hashes.then(Vec::new),
@@ -527,6 +577,23 @@ impl Chain {
 
     fn push_line(&mut self, line: &[u8]) -> Result<(), LineProblem> {
         let record: Record = parse_json(line)?;
+        // Refused here so that `entries + 1` cannot overflow on a crafted
+        // file; `append` never writes it.
+        if record.seq == u64::MAX {
+            return Err(LineProblem::SeqTooLarge { found: record.seq });
+        }
+        // Every line increments `entries`, so 0 means this is the first.
+        if self.entries == 0 && record.seq != 0 {
+            // A log that lost its front must say so, in an entry the
+            // survivors' heads from seq S + 1 on commit to.
+            if record.entry.kind != RECOVER_KIND {
+                return Err(LineProblem::NotARecovery { found: record.seq });
+            }
+            self.first_seq = record.seq;
+            self.first_prev = *record.prev.as_bytes();
+            self.entries = record.seq;
+            self.last = self.first_prev;
+        }
         if record.seq != self.entries {
             return Err(LineProblem::WrongSeq {
                 expected: self.entries,
@@ -554,15 +621,26 @@ impl Chain {
         Ok(())
     }
 
-    /// The hash a head at `seq` must carry, if the chain is that long.
+    /// The hash a head at `seq` must carry, if the chain holds it: `None`
+    /// past the end, and before `first_seq` (lost with a rebuilt node's
+    /// disk).
     fn hash_at(&self, seq: u64) -> Option<[u8; 32]> {
-        match seq {
-            0 => Some(ZERO_HASH),
-            _ if seq > self.entries => None,
-            _ => self
-                .hashes
-                .as_ref()
-                .and_then(|hashes| hashes.get(usize::try_from(seq - 1).ok()?).copied()),
+        if seq < self.first_seq || seq > self.entries {
+            return None;
+        }
+        if seq == self.first_seq {
+            return Some(self.first_prev);
+        }
+        let index = usize::try_from(seq - self.first_seq - 1).ok()?;
+        self.hashes.as_ref()?.get(index).copied()
+    }
+
+    fn report(&self, scan: &Scan) -> ChainReport {
+        ChainReport {
+            entries: self.entries,
+            hash: self.last,
+            torn_tail_bytes: scan.torn_bytes,
+            first_seq: self.first_seq,
         }
     }
 }
@@ -733,6 +811,9 @@ pub struct AuditLog {
     /// The latest head recorded from each peer: a lower one is a rollback.
     peer_heads: BTreeMap<u8, Head>,
     warnings: Vec<AuditWarning>,
+    /// Set by [`AuditLog::continue_from`] until the recover entry is
+    /// written: nothing else may begin a continued log.
+    awaiting_recover: bool,
 }
 
 impl AuditLog {
@@ -800,6 +881,7 @@ impl AuditLog {
             peers,
             peer_heads,
             warnings,
+            awaiting_recover: false,
         })
     }
 
@@ -813,11 +895,64 @@ impl AuditLog {
         &self.dir
     }
 
+    /// Makes this empty log continue from `head`, the highest head the
+    /// peers recorded for this node before it lost its disk: the next
+    /// [`AuditLog::append`] writes seq `head.seq` with prev `head.hash`, and
+    /// must be a [`RECOVER_KIND`] entry. Nothing is written until then, so a
+    /// crash in between leaves an empty log and the recovery is redone.
+    ///
+    /// Refused if `head` is another deployment's or node's, or this log has
+    /// entries (or was continued already). A head at seq 0 changes nothing.
+    pub fn continue_from(&mut self, head: Head) -> Result<(), AuditError> {
+        let refuse = |problem| AuditError::Refused {
+            path: self.log.path.clone(),
+            problem,
+        };
+        if head.deployment != self.deployment {
+            return Err(refuse("cannot continue from a head of another deployment"));
+        }
+        if head.node != self.node {
+            return Err(refuse("cannot continue from a head of another node"));
+        }
+        if self.head.seq != 0 || self.log.bytes != 0 {
+            return Err(refuse(
+                "cannot continue a log that has entries or was continued already",
+            ));
+        }
+        if head.seq == 0 {
+            if head.hash != ZERO_HASH {
+                return Err(refuse(
+                    "cannot continue from a head at seq 0 with a nonzero hash",
+                ));
+            }
+            return Ok(());
+        }
+        self.head.seq = head.seq;
+        self.head.hash = head.hash;
+        self.awaiting_recover = true;
+        Ok(())
+    }
+
     /// Appends `entry` durably (written and fsynced) and returns the new
     /// head.
     pub fn append(&mut self, entry: AuditEntry) -> Result<Head, AuditError> {
         let seq = self.head.seq;
         let prev = self.head.hash;
+        // Opening would refuse the log otherwise: a continued log's first
+        // line must be a recovery.
+        if self.awaiting_recover && entry.kind != RECOVER_KIND {
+            return Err(AuditError::Refused {
+                path: self.log.path.clone(),
+                problem: "a continued log must start with a \"recover\" entry",
+            });
+        }
+        // Reading refuses this seq too, so that no head overflows.
+        if seq == u64::MAX {
+            return Err(AuditError::Refused {
+                path: self.log.path.clone(),
+                problem: "the log is full",
+            });
+        }
         let hash = entry_hash(seq, &prev, &entry);
         let record = Record {
             seq,
@@ -831,6 +966,7 @@ impl AuditLog {
         self.log.append_line(line)?;
         self.head.seq = seq + 1;
         self.head.hash = hash;
+        self.awaiting_recover = false;
         Ok(self.head)
     }
 
@@ -885,13 +1021,17 @@ impl AuditLog {
 /// One verified chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
-    /// How many entries.
+    /// How many entries, counting for a continued log the `first_seq`
+    /// entries it does not hold: the head's seq.
     pub entries: u64,
     /// The last entry's hash; zeros for an empty log.
     pub hash: [u8; 32],
     /// Bytes of a torn final line, not part of the chain; [`AuditLog::open`]
     /// would cut them.
     pub torn_tail_bytes: u64,
+    /// The seq of the first entry held: 0, or where a continued log starts
+    /// (see [`AuditLog::continue_from`]).
+    pub first_seq: u64,
 }
 
 impl ChainReport {
@@ -911,11 +1051,7 @@ impl ChainReport {
 pub fn verify_chain(dir: &Path) -> Result<ChainReport, AuditError> {
     let path = dir.join(LOG_FILE);
     match read_chain(&path, false)? {
-        Some((chain, scan)) => Ok(ChainReport {
-            entries: chain.entries,
-            hash: chain.last,
-            torn_tail_bytes: scan.torn_bytes,
-        }),
+        Some((chain, scan)) => Ok(chain.report(&scan)),
         None => Err(AuditError::Io {
             path,
             source: io::Error::from(io::ErrorKind::NotFound),
@@ -936,15 +1072,20 @@ pub struct NodeReport {
     /// against its chain and matched.
     pub peer_heads_checked: u64,
     /// Heads this node signed, recorded by the others, that could not be
-    /// checked because its chain is absent or broken.
+    /// checked because its chain is absent or broken, or because they are
+    /// older than its recovery (see `notes`).
     pub peer_heads_unchecked: u64,
     /// Heads of the others this node recorded.
     pub heads_recorded: u64,
     /// What is wrong with this node's log or with what it recorded.
     pub problems: Vec<Problem>,
+    /// What an auditor should know but is not wrong: heads this node signed
+    /// before it was rebuilt ([`ProblemKind::BeforeRecovery`]).
+    pub notes: Vec<Problem>,
 }
 
-/// One finding of [`cross_verify`].
+/// One finding of [`cross_verify`]: a problem, or a note (see
+/// [`NodeReport::notes`]).
 #[derive(Debug)]
 pub struct Problem {
     /// The node whose log (or recorded heads) is at fault.
@@ -955,7 +1096,8 @@ pub struct Problem {
     pub kind: ProblemKind,
 }
 
-/// What [`cross_verify`] found wrong.
+/// What [`cross_verify`] found wrong, or for
+/// [`ProblemKind::BeforeRecovery`] worth noting.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProblemKind {
@@ -993,6 +1135,17 @@ pub enum ProblemKind {
     Forked {
         /// The nodes that recorded the two heads.
         recorded_by: [u8; 2],
+    },
+    /// Not a fault, and reported in [`NodeReport::notes`]: the node's log
+    /// was rebuilt and continues from seq `first_seq`, so the heads below
+    /// it that a peer recorded cannot be checked.
+    BeforeRecovery {
+        /// The node that recorded the heads.
+        recorded_by: u8,
+        /// Where the log starts.
+        first_seq: u64,
+        /// How many of its heads are below `first_seq`.
+        heads: u64,
     },
 }
 
@@ -1032,6 +1185,14 @@ impl fmt::Display for Problem {
                 "nodes {} and {} hold two different heads it signed at the same seq: forked",
                 recorded_by[0], recorded_by[1]
             ),
+            ProblemKind::BeforeRecovery {
+                recorded_by,
+                first_seq,
+                heads,
+            } => write!(
+                f,
+                "its log was rebuilt at seq {first_seq} and the entries before are lost; {heads} heads below it recorded by node {recorded_by} cannot be checked"
+            ),
         }
     }
 }
@@ -1049,7 +1210,12 @@ impl CrossReport {
         self.nodes.iter().flat_map(|node| node.problems.iter())
     }
 
-    /// Whether nothing is wrong.
+    /// Every note: findings that are not problems, to show an auditor.
+    pub fn notes(&self) -> impl Iterator<Item = &Problem> {
+        self.nodes.iter().flat_map(|node| node.notes.iter())
+    }
+
+    /// Whether nothing is wrong; notes do not count.
     pub fn is_clean(&self) -> bool {
         self.problems().next().is_none()
     }
@@ -1064,8 +1230,10 @@ impl CrossReport {
 ///
 /// A directory may hold only a peer-heads file (a verifier with one node's
 /// log and the others' recorded heads); heads about a node without a log
-/// are counted as unchecked. Damage found is reported, not returned as an
-/// error: the error is only for a node index out of range or given twice.
+/// are counted as unchecked, and so are heads below the start of a
+/// continued log, which are also noted ([`CrossReport::notes`]). Damage
+/// found is reported, not returned as an error: the error is only for a
+/// node index out of range or given twice.
 pub fn cross_verify(
     deployment: DeploymentId,
     logs: &[(u8, PathBuf)],
@@ -1094,6 +1262,7 @@ pub fn cross_verify(
             peer_heads_unchecked: 0,
             heads_recorded: 0,
             problems: Vec::new(),
+            notes: Vec::new(),
         })
         .collect();
 
@@ -1106,11 +1275,7 @@ pub fn cross_verify(
             Ok(None) => {}
             Ok(Some((chain, scan))) => {
                 report.log_absent = false;
-                report.chain = Some(ChainReport {
-                    entries: chain.entries,
-                    hash: chain.last,
-                    torn_tail_bytes: scan.torn_bytes,
-                });
+                report.chain = Some(chain.report(&scan));
                 chains[usize::from(node)] = Some(chain);
             }
             Err(error) => {
@@ -1139,6 +1304,10 @@ pub fn cross_verify(
     // The first valid head seen at each (signer, seq), to catch forks even
     // where the signer's log is absent.
     let mut seen: BTreeMap<(u8, u64), (u8, [u8; 32])> = BTreeMap::new();
+    // Heads older than their signer's recovery, per (signer, recorder):
+    // one note each rather than one per head, which would be every request
+    // before the recovery.
+    let mut lost: BTreeMap<(u8, u8), (u64, u64)> = BTreeMap::new();
     for (recorder, line, signed) in recorded {
         let head = signed.head;
         let shape = check_peer_head_shape(&head, deployment, recorder).and_then(|()| {
@@ -1173,6 +1342,13 @@ pub fn cross_verify(
             reports[signer].peer_heads_unchecked += 1;
             continue;
         };
+        if head.seq < chain.first_seq {
+            reports[signer].peer_heads_unchecked += 1;
+            lost.entry((head.node, recorder))
+                .or_insert((chain.first_seq, 0))
+                .1 += 1;
+            continue;
+        }
         match chain.hash_at(head.seq) {
             None => reports[signer].problems.push(Problem {
                 node: head.node,
@@ -1193,6 +1369,17 @@ pub fn cross_verify(
             }),
             Some(_) => reports[signer].peer_heads_checked += 1,
         }
+    }
+    for ((signer, recorder), (first_seq, heads)) in lost {
+        reports[usize::from(signer)].notes.push(Problem {
+            node: signer,
+            seq: None,
+            kind: ProblemKind::BeforeRecovery {
+                recorded_by: recorder,
+                first_seq,
+                heads,
+            },
+        });
     }
     Ok(CrossReport { nodes: reports })
 }
@@ -1276,6 +1463,55 @@ mod tests {
             let logs: Vec<(u8, PathBuf)> = (0..3u8).zip(self.dirs.iter().cloned()).collect();
             cross_verify(DEPLOYMENT, &logs, &publics(&self.keys)).expect("cross_verify")
         }
+
+        /// The head of `node` that `recorder` recorded last.
+        fn recorded(&self, recorder: u8, node: u8) -> Head {
+            self.open(recorder).peer_head(node).expect("recorded head")
+        }
+
+        /// Node `node` loses its disk and is rebuilt, its log continuing
+        /// from `head`.
+        fn rebuild(&self, node: u8, head: Head) {
+            fs::remove_dir_all(&self.dirs[usize::from(node)]).expect("remove");
+            let mut log = self.open(node);
+            log.continue_from(head).expect("continue");
+            log.append(recover_entry(head.seq)).expect("recover");
+        }
+    }
+
+    fn recover_entry(n: u64) -> AuditEntry {
+        AuditEntry {
+            kind: RECOVER_KIND.into(),
+            revealed: "nothing".into(),
+            ..entry(n)
+        }
+    }
+
+    /// Writes a log by hand, hashes computed: `entries` from seq
+    /// `first_seq`, the first chained to `prev`.
+    fn write_chain(path: &Path, first_seq: u64, prev: [u8; 32], entries: &[AuditEntry]) {
+        let mut last = prev;
+        let mut records = Vec::new();
+        for (offset, entry) in (0u64..).zip(entries) {
+            let seq = first_seq + offset;
+            let hash = entry_hash(seq, &last, entry);
+            let record = Record {
+                seq,
+                prev: Digest::from_bytes(last),
+                hash: Digest::from_bytes(hash),
+                entry: entry.clone(),
+            };
+            records.push(serde_json::to_string(&record).expect("json"));
+            last = hash;
+        }
+        write_lines(path, &records);
+    }
+
+    fn entries_of(path: &Path) -> Vec<AuditEntry> {
+        lines(path)
+            .iter()
+            .map(|line| serde_json::from_str::<Record>(line).expect("record").entry)
+            .collect()
     }
 
     fn log_path(dir: &Path) -> PathBuf {
@@ -1753,6 +1989,289 @@ mod tests {
             "{error}"
         );
         assert_eq!(lines(&trio.dirs[0].join(PEER_HEADS_FILE)).len(), 1);
+    }
+
+    #[test]
+    fn a_continued_log_appends_reopens_and_verifies() {
+        let trio = Trio::new();
+        trio.run(3);
+        let recorded = trio.recorded(0, 2);
+        assert_eq!(recorded.seq, 3);
+        fs::remove_dir_all(&trio.dirs[2]).expect("remove");
+
+        let mut log = trio.open(2);
+        log.continue_from(recorded).expect("continue");
+        assert_eq!(log.head(), recorded);
+        assert_eq!(fs::read(log_path(&trio.dirs[2])).expect("read"), b"");
+        assert_eq!(log.append(recover_entry(3)).expect("recover").seq, 4);
+        let head = log.append(entry(4)).expect("append");
+        assert_eq!(head.seq, 5);
+        drop(log);
+
+        let log = trio.open(2);
+        assert_eq!(log.head(), head);
+        let report = verify_chain(&trio.dirs[2]).expect("verifies");
+        assert_eq!(
+            (report.first_seq, report.entries, report.hash),
+            (3, 5, head.hash)
+        );
+        assert_eq!(report.head(DEPLOYMENT, 2), head);
+        let (chain, _) = read_chain(&log_path(&trio.dirs[2]), true)
+            .expect("read")
+            .expect("exists");
+        assert_eq!(chain.hash_at(2), None);
+        assert_eq!(chain.hash_at(3), Some(recorded.hash));
+        assert_eq!(chain.hash_at(5), Some(head.hash));
+        assert_eq!(chain.hash_at(6), None);
+        // An ordinary log starts at 0.
+        assert_eq!(verify_chain(&trio.dirs[0]).expect("verifies").first_seq, 0);
+
+        // The survivors take its heads as following the ones they hold.
+        let operators = publics(&trio.keys);
+        let signed = log.sign_head(&trio.keys[2]);
+        drop(log);
+        for node in [0, 1] {
+            let mut survivor = trio.open(node);
+            survivor
+                .record_peer_head(&signed, &operators[2])
+                .expect("after the old heads");
+            assert_eq!(survivor.peer_head(2), Some(head));
+        }
+        trio.run(2);
+    }
+
+    #[test]
+    fn a_continued_log_must_start_with_a_recover_entry() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = log_path(dir.path());
+        let head = Head {
+            deployment: DEPLOYMENT,
+            node: 0,
+            seq: 5,
+            hash: [4; 32],
+        };
+        let mut log = AuditLog::open(dir.path(), DEPLOYMENT, 0).expect("open");
+        log.continue_from(head).expect("continue");
+        let error = log.append(entry(5)).expect_err("not a recovery");
+        assert!(matches!(error, AuditError::Refused { .. }), "{error}");
+        assert!(error.to_string().contains(LOG_FILE), "{error}");
+        assert!(error.to_string().contains(RECOVER_KIND), "{error}");
+        assert_eq!(fs::read(&path).expect("read"), b"");
+        assert_eq!(log.head(), head);
+        log.append(recover_entry(5)).expect("recover");
+        log.append(entry(6)).expect("anything after");
+        drop(log);
+        assert_eq!(verify_chain(dir.path()).expect("verifies").first_seq, 5);
+
+        // The same log by hand, beginning with something else: a log cut at
+        // the front.
+        write_chain(&path, 5, [4; 32], &[entry(5), entry(6)]);
+        let error = verify_chain(dir.path()).expect_err("no recovery");
+        assert!(
+            matches!(
+                error,
+                AuditError::Line {
+                    line: 1,
+                    problem: LineProblem::NotARecovery { found: 5 },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("line 1: wrong seq"), "{error}");
+        let error = AuditLog::open(dir.path(), DEPLOYMENT, 0).expect_err("open refuses");
+        assert!(matches!(error, AuditError::Line { line: 1, .. }), "{error}");
+
+        // A recovery may only begin a log, not hide a gap in one.
+        write_chain(&path, 0, ZERO_HASH, &[entry(0)]);
+        let mut records = lines(&path);
+        write_chain(&path, 5, [4; 32], &[recover_entry(5)]);
+        records.extend(lines(&path));
+        write_lines(&path, &records);
+        let error = verify_chain(dir.path()).expect_err("gap");
+        assert!(
+            matches!(
+                error,
+                AuditError::Line {
+                    line: 2,
+                    problem: LineProblem::WrongSeq {
+                        expected: 1,
+                        found: 5
+                    },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+
+        // No seq can follow the largest.
+        write_chain(&path, u64::MAX, [4; 32], &[recover_entry(0)]);
+        let error = verify_chain(dir.path()).expect_err("too large");
+        assert!(
+            matches!(
+                error,
+                AuditError::Line {
+                    line: 1,
+                    problem: LineProblem::SeqTooLarge { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+
+        // A crash tearing the recover line leaves an empty log, continued
+        // again.
+        write_chain(&path, 5, [4; 32], &[recover_entry(5)]);
+        let text = fs::read_to_string(&path).expect("read");
+        fs::write(&path, text.trim_end()).expect("write");
+        let mut log = AuditLog::open(dir.path(), DEPLOYMENT, 0).expect("open");
+        assert_eq!(log.warnings().len(), 1);
+        assert_eq!(log.head().seq, 0);
+        log.continue_from(head).expect("continue again");
+        log.append(recover_entry(5)).expect("recover");
+    }
+
+    #[test]
+    fn continue_from_refuses_a_log_with_entries_or_a_foreign_head() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let head = Head {
+            deployment: DEPLOYMENT,
+            node: 1,
+            seq: 4,
+            hash: [2; 32],
+        };
+        let mut log = AuditLog::open(dir.path(), DEPLOYMENT, 1).expect("open");
+        for foreign in [
+            Head {
+                deployment: DeploymentId::from_bytes([8; 32]),
+                ..head
+            },
+            Head { node: 2, ..head },
+            Head { seq: 0, ..head },
+        ] {
+            let error = log.continue_from(foreign).expect_err("foreign");
+            assert!(matches!(error, AuditError::Refused { .. }), "{error}");
+        }
+        let empty = Head {
+            seq: 0,
+            hash: ZERO_HASH,
+            ..head
+        };
+        log.continue_from(empty).expect("seq 0 changes nothing");
+        assert_eq!(log.head(), empty);
+        // Without a head to continue, an ordinary log starts at 0.
+        log.append(entry(0)).expect("append");
+        let error = log.continue_from(head).expect_err("has entries");
+        assert!(matches!(error, AuditError::Refused { .. }), "{error}");
+        assert!(error.to_string().contains(LOG_FILE), "{error}");
+        assert_eq!(log.head().seq, 1);
+        drop(log);
+        let mut log = AuditLog::open(dir.path(), DEPLOYMENT, 1).expect("open");
+        assert!(log.continue_from(head).is_err());
+        assert_eq!(lines(&log_path(dir.path())).len(), 1);
+
+        // Continued twice before the recover entry.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut log = AuditLog::open(dir.path(), DEPLOYMENT, 1).expect("open");
+        log.continue_from(head).expect("continue");
+        assert!(log.continue_from(Head { seq: 6, ..head }).is_err());
+        assert_eq!(log.head(), head);
+    }
+
+    #[test]
+    fn heads_before_a_recovery_are_noted_not_failed() {
+        let trio = Trio::new();
+        trio.run(3);
+        let recorded = trio.recorded(0, 2);
+        assert_eq!(trio.recorded(1, 2), recorded);
+        trio.rebuild(2, recorded);
+        trio.run(2);
+
+        let report = trio.cross();
+        assert!(
+            report.is_clean(),
+            "{:?}",
+            report.problems().collect::<Vec<_>>()
+        );
+        let node2 = &report.nodes[2];
+        let chain = node2.chain.as_ref().expect("chain");
+        assert_eq!((chain.first_seq, chain.entries), (3, 6));
+        // Heads 1 and 2 from each survivor are lost; 3 (against the
+        // recover entry's prev), 5 and 6 are checked.
+        assert_eq!(node2.peer_heads_unchecked, 4);
+        assert_eq!(node2.peer_heads_checked, 6);
+        let notes: Vec<&Problem> = report.notes().collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        for (note, recorder) in notes.iter().zip([0, 1]) {
+            assert_eq!(note.node, 2);
+            assert!(
+                matches!(
+                    note.kind,
+                    ProblemKind::BeforeRecovery {
+                        recorded_by,
+                        first_seq: 3,
+                        heads: 2,
+                    } if recorded_by == recorder
+                ),
+                "{note}"
+            );
+        }
+        let text = notes[0].to_string();
+        assert!(
+            text.contains("node 2") && text.contains("rebuilt at seq 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_continued_log_that_does_not_match_its_heads_is_caught() {
+        // Continued from a hash node 2 never signed at seq 3.
+        let trio = Trio::new();
+        trio.run(3);
+        let recorded = trio.recorded(0, 2);
+        trio.rebuild(
+            2,
+            Head {
+                hash: [9; 32],
+                ..recorded
+            },
+        );
+        trio.run(2);
+        let report = trio.cross();
+        assert!(!report.is_clean());
+        let problems: Vec<&Problem> = report.problems().collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        for (problem, recorder) in problems.iter().zip([0, 1]) {
+            assert!(
+                problem.node == 2
+                    && problem.seq == Some(3)
+                    && matches!(problem.kind, ProblemKind::Rewritten { recorded_by, .. } if recorded_by == recorder),
+                "{problem}"
+            );
+        }
+        assert_eq!(report.notes().count(), 2);
+
+        // Honestly continued, then rewritten after the recovery.
+        let trio = Trio::new();
+        trio.run(3);
+        let recorded = trio.recorded(0, 2);
+        trio.rebuild(2, recorded);
+        trio.run(2);
+        let path = log_path(&trio.dirs[2]);
+        let mut entries = entries_of(&path);
+        entries[1].revealed = "nothing".into();
+        write_chain(&path, 3, recorded.hash, &entries);
+        verify_chain(&trio.dirs[2]).expect("the rewritten chain is self-consistent");
+        let report = trio.cross();
+        let problems: Vec<&Problem> = report.problems().collect();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems.iter().all(|p| p.node == 2
+                && matches!(p.seq, Some(5 | 6))
+                && matches!(p.kind, ProblemKind::Rewritten { .. })),
+            "{problems:?}"
+        );
+        assert_eq!(report.nodes[2].peer_heads_checked, 2);
     }
 
     #[test]

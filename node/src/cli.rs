@@ -4,7 +4,8 @@
 //! roles document (the users, signed by all three operators); `check`
 //! validates a configuration and the data directory and asks the running
 //! peers for their versions and roles document; `rotate-cert` makes this
-//! node a new key and certificate; `run` serves.
+//! node a new key and certificate; `recover` marks a node that lost its
+//! disk to be rebuilt from the other two; `run` serves.
 
 // Store errors name table, column and file by value (see `store`); they
 // sit on cold paths, and boxing them would only hide them from matching.
@@ -39,6 +40,10 @@ pub enum NodeCommand {
     /// Make this node a new key and certificate (the old pair is kept as
     /// `<certificate>.old` and `<key>.old`); the peers must pin the new one.
     RotateCert(ConfigArg),
+    /// Mark this node's data directory to be rebuilt from the other two
+    /// nodes when it next runs (after losing its disk; see the operator
+    /// guide). Again on a rebuilt node, it fetches the tables still missing.
+    Recover(ConfigArg),
     /// Run the node until it is stopped.
     Run(ConfigArg),
     /// Check the audit log.
@@ -301,6 +306,10 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
         NodeCommand::Check(args) => check(&args),
         NodeCommand::RotateCert(args) => {
             print!("{}", rotate_cert(&args.config)?);
+            Ok(())
+        }
+        NodeCommand::Recover(args) => {
+            print!("{}", recover(&args.config)?);
             Ok(())
         }
         NodeCommand::Run(args) => {
@@ -934,35 +943,7 @@ pub fn check_peers(config: &Config) -> Result<Vec<PeerCheck>, CliError> {
             }
         }
     });
-    Ok(runtime.block_on(join_all(probes.collect())))
-}
-
-/// Runs the futures concurrently on the current task and collects their
-/// outputs in order (there are two: no need for a combinator crate).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(Box::pin(future));
-    }
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
+    Ok(runtime.block_on(triad_net::join::join_all(probes.collect())))
 }
 
 /// One status probe; the error says what failed, for people.
@@ -1100,6 +1081,36 @@ pub fn rotate_cert(path: &Path) -> Result<String, CliError> {
     ))
 }
 
+/// `recover`: marks the data directory to be rebuilt from the other two
+/// nodes at the next start. Returns the report to print.
+pub fn recover(path: &Path) -> Result<String, CliError> {
+    // Complete: the node must be able to run as configured, with both
+    // peers pinned, before anything waits on it.
+    let config = Config::load(path)?;
+    let identity = NodeIdentity::load(&config.certificate, &config.key)?;
+    let store = Store::open(&config.data_dir, config.party)?;
+    let held = store.tables().len();
+    drop(store);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let marker =
+        crate::server::recovery::mark(&config.data_dir, now).map_err(|source| ConfigError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    Ok(format!(
+        "node {}: marked to be rebuilt from the other two nodes ({})\n  \
+         it holds {held} tables now; it asks for the others when it next runs\n  \
+         its certificate is {}: both other nodes must pin it (`triad-node add-peer`) \
+         before they send it anything\n",
+        config.party.index(),
+        marker.display(),
+        identity.fingerprint(),
+    ))
+}
+
 /// `audit verify`: this node's chain, then, when the operator keys are
 /// configured, every recorded head against the chains at hand. Fails if
 /// anything does not verify.
@@ -1142,6 +1153,9 @@ pub fn audit_verify(args: &AuditVerifyArgs) -> Result<(), CliError> {
             "; {} of its heads recorded by the others match, {} unchecked; {} heads of the others recorded",
             node.peer_heads_checked, node.peer_heads_unchecked, node.heads_recorded
         );
+    }
+    for note in report.notes() {
+        println!("NOTE {note}");
     }
     let mut problems = 0;
     for problem in report.problems() {

@@ -391,6 +391,48 @@ impl JobStore {
         Ok(jobs)
     }
 
+    /// Every record file, by name: what a peer being rebuilt from this
+    /// node and the third gets, since the records are public and the same
+    /// on all three nodes.
+    pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, JobError> {
+        let storage = |e: std::io::Error| JobError::Storage(format!("{}: {e}", self.dir.display()));
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(storage)? {
+            let entry = entry.map_err(storage)?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !is_record_name(&name) {
+                continue;
+            }
+            let path = entry.path();
+            let bytes = fs::read(&path)
+                .map_err(|e| JobError::Storage(format!("{}: {e}", path.display())))?;
+            files.push((name, bytes));
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes a record file the other two nodes both sent while rebuilding
+    /// this one. Refuses a name that is not a record's and bytes that do
+    /// not decode as one, so a peer cannot write elsewhere or plant
+    /// something the node would later fail to read.
+    pub fn import(&self, name: &str, bytes: &[u8]) -> Result<(), JobError> {
+        if !is_record_name(name) {
+            return Err(JobError::Invalid(format!(
+                "{name:?} is not the name of a job record"
+            )));
+        }
+        let decoded = if name.starts_with("done-") {
+            serde_json::from_slice::<BTreeMap<String, Done>>(bytes).map(|_| ())
+        } else {
+            serde_json::from_slice::<JobView>(bytes).map(|_| ())
+        };
+        decoded.map_err(|e| JobError::Invalid(format!("job record {name}: {e}")))?;
+        write_atomic(&self.dir.join(name), bytes)
+    }
+
     fn put(&self, job: &JobView) -> Result<(), JobError> {
         let bytes = serde_json::to_vec_pretty(job).map_err(|e| JobError::Storage(e.to_string()))?;
         write_atomic(&self.path(&job.id), &bytes)
@@ -412,6 +454,23 @@ impl JobStore {
         let bytes =
             serde_json::to_vec_pretty(&index).map_err(|e| JobError::Storage(e.to_string()))?;
         write_atomic(&self.index_path(workspace), &bytes)
+    }
+}
+
+/// Whether `name` is one this store writes: a job (`<16 hex>.json`) or a
+/// workspace's index (`done-<64 hex>.json`).
+fn is_record_name(name: &str) -> bool {
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    match name.strip_suffix(".json") {
+        Some(stem) => match stem.strip_prefix("done-") {
+            Some(digest) => hex(digest, 64),
+            None => hex(stem, 16),
+        },
+        None => false,
     }
 }
 
@@ -986,6 +1045,35 @@ mod tests {
             reason: FailReason::NoMatchingAuthorization,
             message: "refused".into(),
         }
+    }
+
+    #[test]
+    fn records_move_to_a_rebuilt_node_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = JobStore::open(&dir.path().join("a")).unwrap();
+        let planned = job("alice");
+        from.put(&planned).unwrap();
+        from.record_done("ws", &"ab".repeat(32), Done::default())
+            .unwrap();
+        fs::write(dir.path().join("a/notes.txt"), b"not a record").unwrap();
+        let files = from.export().unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+
+        let to = JobStore::open(&dir.path().join("b")).unwrap();
+        for (name, bytes) in &files {
+            to.import(name, bytes).unwrap();
+        }
+        assert_eq!(to.list().unwrap(), vec![planned.clone()]);
+        assert_eq!(to.export().unwrap(), files);
+        for name in ["../x.json", "notes.txt", "0123.json", "done-ab.json"] {
+            assert!(
+                matches!(to.import(name, b"{}"), Err(JobError::Invalid(_))),
+                "{name}"
+            );
+        }
+        let garbage = to.import(&format!("{}.json", planned.id), b"{\"id\": 1}");
+        assert!(matches!(garbage, Err(JobError::Invalid(_))));
+        assert_eq!(to.get(&planned.id).unwrap(), planned);
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 mod authz;
 pub mod query;
+pub mod recovery;
 mod status;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -824,6 +825,13 @@ enum MeshLost {
         theirs: triad_auth::Digest,
         their_serial: u64,
     },
+    /// More than one node waits to be rebuilt: each lacks components only
+    /// the other held.
+    #[error(
+        "nodes {} wait to be rebuilt; a node is rebuilt from the other two, so only one at a time can be",
+        waiting.iter().map(|p| p.index().to_string()).collect::<Vec<_>>().join(" and ")
+    )]
+    CannotRebuild { waiting: Vec<PartyId> },
 }
 
 struct Mesh {
@@ -967,7 +975,7 @@ fn engine_main(shared: &Arc<Shared>, identity: NodeIdentity, jobs: Receiver<Job>
         let lost = serve(shared, &mut mesh, &jobs, &mut queue, &mut last_cleanup);
         shared.mesh_up.store(false, Ordering::SeqCst);
         mesh.transport.into_inner().abort();
-        if let MeshLost::RolesDiffer { .. } = lost {
+        if let MeshLost::RolesDiffer { .. } | MeshLost::CannotRebuild { .. } = lost {
             tracing::error!(error = %lost, "refusing to serve; retrying in 5 s");
             std::thread::sleep(Duration::from_secs(5));
         } else {
@@ -1014,6 +1022,10 @@ fn reconcile(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
             their_serial,
         });
     }
+    // A node being rebuilt first gets the tables the others hold, so that
+    // settling unconfirmed commits below sees it holding them.
+    let waiting = mesh.exchange(&recovery::is_marked(&shared.config.data_dir))?;
+    recovery::recover(shared, mesh, waiting)?;
     let mine: Vec<Handle> = match shared.pending.lock() {
         Ok(p) => p.handles().iter().copied().collect(),
         Err(_) => Vec::new(),
@@ -1255,6 +1267,11 @@ fn audit(
     reply: &Reply,
     outcome: &str,
 ) -> Result<Vec<SignedHead>, MeshLost> {
+    append_and_exchange(shared, mesh, audit_entry(job, reply, outcome))
+}
+
+/// The audit entry of `job` answered with `reply`.
+fn audit_entry(job: &Job, reply: &Reply, outcome: &str) -> AuditEntry {
     let request = &job.request.request;
     let signer = request.signer;
     let revealed = match reply {
@@ -1292,7 +1309,7 @@ fn audit(
         Body::Query { plan } => Some(hex(&plan.digest())),
         body => Some(body.digest().to_string()),
     };
-    let entry = AuditEntry {
+    AuditEntry {
         time: now_secs(),
         user: signer.to_string(),
         request: job.digest.to_string(),
@@ -1309,7 +1326,17 @@ fn audit(
             Reply::Refused(error) => format!("refused: {:?}", error.kind),
             _ => outcome.to_owned(),
         },
-    };
+    }
+}
+
+/// Appends `entry` to this node's audit log, then exchanges signed log
+/// heads with the other two, who record them. Returns the three heads, by
+/// node.
+fn append_and_exchange(
+    shared: &Shared,
+    mesh: &mut Mesh,
+    entry: AuditEntry,
+) -> Result<Vec<SignedHead>, MeshLost> {
     let signed = {
         let Ok(mut log) = shared.audit.lock() else {
             tracing::error!("audit log unavailable");
@@ -1400,20 +1427,32 @@ impl<T: Transport> Transport for Cancellable<'_, T> {
 
 fn fail_lost(shared: &Shared, job: Job, lost: &MeshLost) {
     abort_staged(Some(&shared.store), &job);
-    if shared.cancel.swap(false, Ordering::SeqCst) {
+    let reply = if shared.cancel.swap(false, Ordering::SeqCst) {
         tracing::info!(request = %job.digest, "query cancelled by its requester");
-        let _ = job.reply.send(Reply::Refused(refuse(
+        Reply::Refused(refuse(
             ErrorKind::Cancelled,
             "cancelled by the requester; nothing was stored or revealed",
-        )));
-        return;
+        ))
+    } else {
+        Reply::Refused(refuse(
+            ErrorKind::PeerUnavailable,
+            format!(
+                "a node became unreachable during the request ({lost}); retry when all three are up"
+            ),
+        ))
+    };
+    // Logged here alone: the mesh that would carry the heads is gone. The
+    // heads exchanged after the next request cover this entry too.
+    let entry = audit_entry(&job, &reply, "abandoned");
+    match shared.audit.lock() {
+        Ok(mut log) => {
+            if let Err(error) = log.append(entry) {
+                tracing::error!(%error, "audit log append failed");
+            }
+        }
+        Err(_) => tracing::error!("audit log unavailable"),
     }
-    let _ = job.reply.send(Reply::Refused(refuse(
-        ErrorKind::PeerUnavailable,
-        format!(
-            "a node became unreachable during the request ({lost}); retry when all three are up"
-        ),
-    )));
+    let _ = job.reply.send(reply);
 }
 
 /// Status each node reports after a local step, so that all three take the

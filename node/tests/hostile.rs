@@ -222,9 +222,9 @@ impl Peers {
 }
 
 /// Forms the mesh with node 1 and agrees the pairwise keys, then what a
-/// new mesh starts with: the roles document, the unconfirmed commits and
-/// the tables held (none here). `key_words` is what node 0 sends as its
-/// key (4 words when honest).
+/// new mesh starts with: the roles document, whether any node waits to be
+/// rebuilt, the unconfirmed commits and the tables held (none here).
+/// `key_words` is what node 0 sends as its key (4 words when honest).
 fn form(deployment: &Deployment, key_words: usize) -> Option<Peers> {
     let [l0, l2] = [PartyId::P0, PartyId::P2]
         .map(|p| MeshListener::bind(mesh_config(deployment, p)).expect("bind"));
@@ -253,6 +253,10 @@ fn form(deployment: &Deployment, key_words: usize) -> Option<Peers> {
     let roles: (AuthDigest, u64) = (config.roles.digest(), config.roles.serial());
     for answer in peers.exchange(&api::encode(&roles)) {
         assert_eq!(api::decode::<(AuthDigest, u64)>(&answer).ok(), Some(roles));
+    }
+    // Neither test node waits to be rebuilt, nor does node 1.
+    for answer in peers.exchange(&api::encode(&false)) {
+        assert_eq!(api::decode::<bool>(&answer).ok(), Some(false));
     }
     for _ in ["unconfirmed", "held"] {
         for answer in peers.exchange(&api::encode(&Vec::<Handle>::new())) {

@@ -43,6 +43,7 @@ mod client;
 mod config;
 mod error;
 mod identity;
+pub mod join;
 mod mesh;
 mod tls;
 mod transport;

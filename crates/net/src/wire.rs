@@ -14,9 +14,12 @@ use triad_ring::PartyId;
 
 use crate::error::NetError;
 
-/// Version of this crate's wire protocol; bump on any change of the hello
-/// or framing.
-pub const NET_PROTOCOL_VERSION: u32 = 1;
+/// Version of the node-to-node protocol: this crate's hello and framing,
+/// and the sequence of messages the nodes exchange over them. Bump on any
+/// change of either, so that nodes of different releases refuse each other
+/// by name rather than as malformed messages. 2: nodes say at each
+/// formation whether they wait to be rebuilt.
+pub const NET_PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes of a hello.
 pub(crate) const HELLO_BYTES: usize = 16;

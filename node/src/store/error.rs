@@ -159,6 +159,15 @@ pub enum StoreError {
         #[source]
         problem: ColumnProblem,
     },
+    /// A table the peers sent to rebuild this node does not fit.
+    #[error("restoring table {handle}: {problem}")]
+    Restore {
+        /// The table.
+        handle: Handle,
+        /// What is wrong.
+        #[source]
+        problem: RestoreProblem,
+    },
     /// A table manifest or staging record is missing, unreadable or corrupt.
     #[error("{location}, file {path}: {problem}")]
     Manifest {
@@ -169,6 +178,39 @@ pub enum StoreError {
         /// What is wrong with it.
         #[source]
         problem: ManifestProblem,
+    },
+}
+
+/// Why a table sent by the peers cannot be restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreProblem {
+    /// Its metadata does not check as a manifest's would.
+    #[error("{0}")]
+    Metadata(#[source] ManifestProblem),
+    /// More columns than the table has.
+    #[error("more columns than its {columns}")]
+    ExtraColumn {
+        /// The table's share columns.
+        columns: usize,
+    },
+    /// A column of the wrong length.
+    #[error("column {column:?} has {found} rows, the table {expected}")]
+    Rows {
+        /// The column.
+        column: String,
+        /// The table's rows.
+        expected: u64,
+        /// What arrived.
+        found: u64,
+    },
+    /// Committed before every column arrived.
+    #[error("{written} of its {expected} columns written")]
+    MissingColumns {
+        /// The table's share columns.
+        expected: usize,
+        /// Columns written.
+        written: usize,
     },
 }
 

@@ -319,7 +319,7 @@ impl Store {
 
     /// Renames `dir` into the trash as `name`; the caller holds the state
     /// lock and then calls [`Store::sync_trash`].
-    fn trash_rename(&self, dir: &Path, name: &str) -> Result<PathBuf, StoreError> {
+    pub(super) fn trash_rename(&self, dir: &Path, name: &str) -> Result<PathBuf, StoreError> {
         let target = self.trash_dir().join(name);
         if target.exists() {
             // Left by an earlier removal that failed.

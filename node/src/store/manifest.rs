@@ -202,6 +202,34 @@ pub(crate) fn check_column_names<'a>(
     Ok(())
 }
 
+/// Checks a table's public metadata as its manifest's decoder does:
+/// schema, column names, and that the handle follows from the contents
+/// (for a derived table, from the request that made it). A node restoring
+/// a table from what its peers sent checks the same before writing it.
+pub(crate) fn check_info(info: &TableInfo) -> Result<(), ManifestProblem> {
+    check_schema(&info.schema).map_err(ManifestProblem::Metadata)?;
+    check_column_names(info.columns.iter().map(|c| c.name.as_str()))
+        .map_err(ManifestProblem::Metadata)?;
+    let computed = match &info.derived_from {
+        Some(request) => derived_handle(request),
+        None => handle_for(&AgreedUpload {
+            upload_id: info.upload_id.clone(),
+            owner: info.owner.clone(),
+            rows: info.rows,
+            schema: info.schema.clone(),
+            columns: info.columns.clone(),
+            policy: info.policy.clone(),
+        }),
+    };
+    if computed != info.handle {
+        return Err(ManifestProblem::HandleMismatch {
+            recorded: info.handle,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 /// Party indices as plain numbers in JSON.
 pub(crate) mod party_index {
     use serde::{Deserialize, Deserializer, Serializer, de};
@@ -323,9 +351,6 @@ impl Manifest {
         check_version(bytes)?;
         let repr: ManifestRepr = serde_json::from_slice(bytes).map_err(ManifestProblem::Json)?;
         let party = party_from_index(repr.party)?;
-        check_schema(&repr.schema).map_err(ManifestProblem::Metadata)?;
-        check_column_names(repr.columns.iter().map(|c| c.name.as_str()))
-            .map_err(ManifestProblem::Metadata)?;
         let (columns, checksums) = repr
             .columns
             .into_iter()
@@ -337,37 +362,21 @@ impl Manifest {
                 (info, c.checksum)
             })
             .unzip();
-        let agreed = AgreedUpload {
+        let info = TableInfo {
+            handle: repr.handle,
             upload_id: repr.upload_id,
             owner: repr.owner,
+            created_at: repr.created_at,
             rows: repr.rows,
             schema: repr.schema,
             columns,
+            derived_from: repr.derived_from,
             policy: repr.policy,
         };
-        let computed = match &repr.derived_from {
-            Some(request) => derived_handle(request),
-            None => handle_for(&agreed),
-        };
-        if computed != repr.handle {
-            return Err(ManifestProblem::HandleMismatch {
-                recorded: repr.handle,
-                computed,
-            });
-        }
+        check_info(&info)?;
         Ok(Manifest {
             party,
-            info: TableInfo {
-                handle: repr.handle,
-                upload_id: agreed.upload_id,
-                owner: agreed.owner,
-                created_at: repr.created_at,
-                rows: agreed.rows,
-                schema: agreed.schema,
-                columns: agreed.columns,
-                derived_from: repr.derived_from,
-                policy: agreed.policy,
-            },
+            info,
             checksums,
         })
     }

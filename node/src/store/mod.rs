@@ -59,6 +59,7 @@ pub(crate) mod fsutil;
 mod ids;
 mod lifecycle;
 mod manifest;
+mod restore;
 mod upload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,9 +71,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use triad_ring::{Arith, PartyId};
 
 pub use column::{COLUMN_HEADER_BYTES, COLUMN_MAGIC, decode_column, encode_column};
-pub use error::{ColumnProblem, Location, ManifestProblem, MetadataProblem, Mismatch, StoreError};
+pub use error::{
+    ColumnProblem, Location, ManifestProblem, MetadataProblem, Mismatch, RestoreProblem, StoreError,
+};
 pub use ids::{Digest, Handle, IdError, OwnerKey, UploadId};
 pub use manifest::{ColumnInfo, ColumnSchema, Namespace, TableInfo, TablePolicy, decode_manifest};
+pub use restore::Restoring;
 pub use upload::{
     AgreedUpload, ComponentKeys, MASK_COLUMN, StagedColumn, StagedUpload, Upload, combine,
     component_digest, derived_handle, derived_upload_id, handle_for,
