@@ -32,6 +32,11 @@
 //! acknowledge to each other; so a dead link is noticed within the idle
 //! timeout, and the engine then re-forms the mesh, refusing requests with
 //! `PeerUnavailable` until it is back.
+//!
+//! Each formation of the mesh starts the same way (`reconcile`): the three
+//! compare roles documents, rebuild a node that waits to be rebuilt from
+//! the other two ([`recovery`]), then settle commits a crash left
+//! unconfirmed.
 
 // Store errors name table, column and file by value (see `store`); they
 // sit on cold paths, and boxing them would only hide them from matching.

@@ -14,7 +14,7 @@
 //!
 //! 1. each survivor offers the public metadata of every table it holds,
 //!    its job records, and the latest audit head it recorded from the lost
-//!    node ([`Offer`]);
+//!    node (`Offer`);
 //! 2. the lost node asks for the tables both offered identically that it
 //!    does not hold yet (a table one of them lacks cannot be rebuilt, and
 //!    is named in the log);
