@@ -154,3 +154,31 @@ fn what_does_not_fit_is_refused_and_leaves_nothing() {
         Err(StoreError::HandleExists { .. })
     ));
 }
+
+#[test]
+fn a_restore_cut_short_by_a_crash_is_dropped_and_redone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trio = Trio::open(dir.path());
+    let mut rng = Rng::new(3);
+    let uploads = deal("t", 4, &[("a", rng.words(4))], 3);
+    let info = trio.upload(&uploads, CREATED_AT)[0].clone();
+    let columns = components_for(&trio, PartyId::P0, &info);
+    let fresh = Store::open(dir.path().join("rebuilt"), PartyId::P0).expect("open");
+    let mut restoring = fresh.begin_restore(info.clone()).expect("begin");
+    restoring.column(&columns[0]).expect("column");
+    // The process dies here: no drop, no commit.
+    std::mem::forget(restoring);
+    drop(fresh);
+    let fresh = Store::open(dir.path().join("rebuilt"), PartyId::P0).expect("reopen");
+    assert!(fresh.tables().is_empty());
+    assert!(matches!(
+        fresh.begin_restore(info.clone()),
+        Err(StoreError::UploadExists { .. })
+    ));
+    assert_eq!(
+        fresh.staged_uploads().expect("staging"),
+        vec![info.upload_id.clone()]
+    );
+    fresh.abort(&info.upload_id).expect("drop the leftover");
+    restore(&fresh, &info, &columns).expect("restore");
+}

@@ -210,9 +210,18 @@ fn rebuild(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
     mesh.send(from_own, &handles)?;
     mesh.send(from_next, &handles)?;
 
+    // A rebuild cut short by a crash leaves its table's staging directory;
+    // nothing else stages under a committed table's upload id (the other
+    // two refuse it), so such a directory is dropped.
+    let staged = shared.store.staged_uploads().unwrap_or_default();
     let mut failed = Vec::new();
     for info in &wanted {
         let handle = info.handle;
+        if staged.contains(&info.upload_id)
+            && let Err(error) = shared.store.abort(&info.upload_id)
+        {
+            tracing::warn!(%handle, %error, "cannot drop an interrupted restore");
+        }
         let mut restoring = match shared.store.begin_restore(info.clone()) {
             Ok(restoring) => Some(restoring),
             Err(error) => {
