@@ -1,7 +1,8 @@
 //! `triad-bench`: prints one JSON object per line per measured operation.
 //! The fields (`op`, `n`, `seconds`, `bytes_per_party`, `rounds`,
 //! `transport`, `threads`) are a stable contract across versions; `upload`
-//! prints `phase`, `rows`, `cols` in place of `op`, `n`, `threads`.
+//! and `recover` print `phase`, `rows`, `cols` in place of `op`, `n`,
+//! `threads`.
 //!
 //! `micro --transport quic` runs the three parties as three processes of
 //! this binary (the hidden `party` subcommand) over QUIC on loopback.
@@ -59,6 +60,19 @@ enum Command {
     },
     /// Upload a generated CSV through three node processes, end to end.
     Upload {
+        /// Rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Integer columns.
+        #[arg(long, default_value_t = 8)]
+        cols: usize,
+        /// Keep the cluster's files (and node logs) here.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Upload a generated table, then give node 2 a new disk and time its
+    /// rebuild from the other two.
+    Recover {
         /// Rows.
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
@@ -175,6 +189,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Upload { rows, cols, keep } => {
             for phase in upload::run(rows, cols, keep.as_deref())? {
+                println!("{}", serde_json::to_string(&phase)?);
+            }
+        }
+        Command::Recover { rows, cols, keep } => {
+            for phase in upload::run_recover(rows, cols, keep.as_deref())? {
                 println!("{}", serde_json::to_string(&phase)?);
             }
         }

@@ -423,11 +423,6 @@ fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8
 
 #[test]
 fn a_node_that_lost_its_disk_is_rebuilt_from_the_other_two() {
-    use triad_node::cli::{
-        AddPeerArgs, InitArgs, RolesConfigArgs, add_peer, init, recover, roles_install,
-    };
-    use triad_node::config::ConfigFile;
-
     let (p1, p2) = tables();
     let mut setup = start(Shape::lan());
     let (h1, h2) = (setup.upload("p1", &p1), setup.upload("p2", &p2));
@@ -445,63 +440,10 @@ fn a_node_that_lost_its_disk_is_rebuilt_from_the_other_two() {
         .count();
     assert_eq!(manifests, 3, "{:?}", lost_tables.keys());
     let old_certificate = std::fs::read(lost.join("node.crt")).expect("certificate");
-    // The operator's signing key is kept apart from the node's disk (the
-    // guide says so); the node key and the data are not.
-    let operator_key = std::fs::read(lost.join("operator.key")).expect("operator key");
-    let operator_public = std::fs::read_to_string(lost.join("operator.pub")).expect("public");
-    setup.cluster.kill_node(2);
-    std::fs::remove_dir_all(&lost).expect("the disk is lost");
-
-    // The operator's steps, as the guide gives them.
-    let deployment = ConfigFile::read(setup.cluster.config(0))
-        .expect("config")
-        .deployment;
-    let placement = setup.network.placement.clone();
-    let config = init(&InitArgs {
-        node: 2,
-        listen: placement.listen[2],
-        client_listen: placement.client_listen[2],
-        dir: lost.clone(),
-        deployment: Some(deployment),
-    })
-    .expect("init");
-    std::fs::write(lost.join("operator.key"), &operator_key).expect("operator key back");
-    std::fs::write(lost.join("operator.pub"), &operator_public).expect("public key back");
-    for peer in 0..2 {
-        add_peer(&AddPeerArgs {
-            config: config.clone(),
-            node: peer,
-            address: placement.dial[2][peer],
-            certificate: root.join(format!("node{peer}/node.crt")),
-            operator_key: std::fs::read_to_string(root.join(format!("node{peer}/operator.pub")))
-                .expect("peer operator key"),
-        })
-        .expect("pin a survivor");
-    }
-    roles_install(&RolesConfigArgs {
-        config: config.clone(),
-        roles: root.join("node0/roles.toml"),
-    })
-    .expect("roles");
-    setup
-        .cluster
-        .tune(|file| {
-            file.limits.idle_timeout_ms = IDLE_MS;
-            file.limits.peer_timeout_ms = 4 * IDLE_MS;
-        })
-        .expect("tune");
-    // The survivors pin the new certificate while they run.
-    for survivor in 0..2 {
-        add_peer(&AddPeerArgs {
-            config: setup.cluster.config(survivor).to_owned(),
-            node: 2,
-            address: placement.dial[survivor][2],
-            certificate: lost.join("node.crt"),
-            operator_key: operator_public.clone(),
-        })
-        .expect("pin the new certificate");
-    }
-    recover(&config).expect("mark for recovery");
+    // The disk is lost; the operator's steps, as the guide gives them,
+    // with the other two running all along.
+    setup.cluster.replace_disk(2).expect("a new disk");
+    assert!(lost.join("data/recover.json").exists());
     let started = Instant::now();
     setup.cluster.start_node(2).expect("start the new node");
     setup.reconnect();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use triad_node::cli::{
     AddPeerArgs, InitArgs, RolesAddUserArgs, RolesConfigArgs, RolesNewArgs, add_peer, init,
-    roles_add_user, roles_install, roles_new, roles_sign,
+    recover, roles_add_user, roles_install, roles_new, roles_sign,
 };
 use triad_node::config::Role;
 
@@ -333,6 +333,94 @@ impl LocalCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Gives stopped node `i` a new disk and marks it to be rebuilt from
+    /// the other two, by the operator guide's steps: a fresh `init` in its
+    /// directory (new node key and certificate, the same addresses and
+    /// deployment), its operator key put back (kept apart from the disk),
+    /// the other two pinned on it and it on them (the others read pinned
+    /// certificates at each connection, so they keep running), the roles
+    /// document installed, its settings restored, and `recover`. Start it
+    /// with [`start_node`](Self::start_node); it serves once rebuilt.
+    pub fn replace_disk(&mut self, i: usize) -> Result<(), ClientError> {
+        use triad_node::config::{Config, ConfigFile};
+
+        self.kill_node(i);
+        let dir = self.root.join(format!("node{i}"));
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ClientError::File {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let old = ConfigFile::read(&self.configs[i]).map_err(other)?;
+        let operator_key = read(&dir.join("operator.key"))?;
+        let operator_public = read(&dir.join("operator.pub"))?;
+        std::fs::remove_dir_all(&dir).map_err(|source| ClientError::File {
+            path: dir.clone(),
+            source,
+        })?;
+        let config = init(&InitArgs {
+            node: i,
+            listen: old.listen,
+            client_listen: old.client_listen,
+            dir: dir.clone(),
+            deployment: Some(old.deployment.clone()),
+        })
+        .map_err(other)?;
+        for (name, bytes) in [
+            ("operator.key", &operator_key),
+            ("operator.pub", &operator_public),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|source| ClientError::File { path, source })?;
+        }
+        let operator_public = String::from_utf8_lossy(&operator_public).into_owned();
+        for peer in &old.peers {
+            add_peer(&AddPeerArgs {
+                config: config.clone(),
+                node: peer.node,
+                address: peer.address,
+                certificate: self.root.join(format!("node{}/node.crt", peer.node)),
+                operator_key: peer.operator_public_key.clone(),
+            })
+            .map_err(other)?;
+            let survivor = &self.configs[peer.node];
+            let dialed = ConfigFile::read(survivor).map_err(other)?;
+            let address = dialed
+                .peers
+                .iter()
+                .find(|p| p.node == i)
+                .map(|p| p.address)
+                .ok_or_else(|| other(format!("node {} has no entry for node {i}", peer.node)))?;
+            add_peer(&AddPeerArgs {
+                config: survivor.clone(),
+                node: i,
+                address,
+                certificate: dir.join("node.crt"),
+                operator_key: operator_public.clone(),
+            })
+            .map_err(other)?;
+        }
+        let survivor = old.peers.first().map(|p| p.node).unwrap_or((i + 1) % 3);
+        roles_install(&RolesConfigArgs {
+            config: config.clone(),
+            roles: self.root.join(format!("node{survivor}/roles.toml")),
+        })
+        .map_err(other)?;
+        // What the operator had configured beyond `init`'s defaults.
+        let mut file = ConfigFile::read(&config).map_err(other)?;
+        file.threads = old.threads;
+        file.limits = old.limits;
+        file.release = old.release;
+        file.metrics_listen = old.metrics_listen;
+        for (entry, before) in file.peers.iter_mut().zip(&old.peers) {
+            entry.client_address = before.client_address;
+        }
+        Config::save(&file, &config).map_err(other)?;
+        recover(&config).map_err(other)?;
+        Ok(())
     }
 
     /// The directory holding the cluster's files.
