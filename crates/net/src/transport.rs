@@ -330,27 +330,55 @@ async fn read_frames(
                 return fail(error);
             }
         };
-        let mut frame = vec![0u64; words];
-        match stream
-            .read_exact(bytemuck::cast_slice_mut(&mut frame))
-            .await
-        {
-            Ok(()) => {}
-            Err(ReadExactError::FinishedEarly(_)) => {
-                return fail(NetError::TruncatedFrame { peer });
-            }
-            Err(ReadExactError::ReadError(error)) => return read_failed(peer, error, fail),
-        }
-        if cfg!(target_endian = "big") {
-            for word in &mut frame {
-                *word = u64::from_le(*word);
-            }
-        }
+        let frame = match read_words(&mut stream, words).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return fail(NetError::TruncatedFrame { peer }),
+            Err(error) => return read_failed(peer, error, fail),
+        };
         if deliver.send(Ok(frame)).is_err() {
             // The transport is gone; nobody reads any more.
             return;
         }
     }
+}
+
+/// Reads `words` little-endian words off `stream`, or `None` if it ends
+/// first. The words are copied once, straight from quinn's received
+/// chunks into a buffer that is never zeroed first (zeroing a frame of a
+/// million words costs as much as copying it); a word split between two
+/// chunks is carried over.
+async fn read_words(
+    stream: &mut quinn::RecvStream,
+    words: usize,
+) -> Result<Option<Vec<u64>>, ReadError> {
+    let mut frame: Vec<u64> = Vec::with_capacity(words);
+    let mut carry = [0u8; 8];
+    let mut carried = 0usize;
+    while frame.len() < words {
+        let wanted = (words - frame.len()) * 8 - carried;
+        let Some(chunk) = stream.read_chunk(wanted, true).await? else {
+            return Ok(None);
+        };
+        let mut bytes: &[u8] = &chunk.bytes;
+        if carried > 0 {
+            let take = (8 - carried).min(bytes.len());
+            carry[carried..carried + take].copy_from_slice(&bytes[..take]);
+            carried += take;
+            bytes = &bytes[take..];
+            if carried < 8 {
+                continue;
+            }
+            frame.push(u64::from_le_bytes(carry));
+        }
+        let whole = bytes.chunks_exact(8);
+        let rest = whole.remainder();
+        frame.extend(
+            whole.map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])),
+        );
+        carry[..rest.len()].copy_from_slice(rest);
+        carried = rest.len();
+    }
+    Ok(Some(frame))
 }
 
 /// A peer that closed, reset or timed out is gone (`recv` reports Closed
