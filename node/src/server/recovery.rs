@@ -199,6 +199,7 @@ fn send_components(shared: &Shared, mesh: &mut Mesh, lost: PartyId) -> Result<()
 
 /// The lost node's side.
 fn rebuild(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
+    let started = std::time::Instant::now();
     let me = mesh.me;
     // `from_own` sends this node's `own` component, `from_next` its `next`.
     let (from_own, from_next) = (me.prev(), me.next());
@@ -305,6 +306,7 @@ fn rebuild(shared: &Shared, mesh: &mut Mesh) -> Result<(), MeshLost> {
         tracing::info!(
             tables = wanted.len(),
             jobs,
+            seconds = started.elapsed().as_secs_f64(),
             "rebuilt from the other two nodes"
         );
     } else {
