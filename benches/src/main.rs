@@ -34,6 +34,20 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &u8 = &b"oversize_threshold:0,muzzy_decay_ms:-1\0"[0];
 
+/// The generated table of `upload` and `recover`.
+#[derive(clap::Args)]
+struct TableArgs {
+    /// Rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Integer columns.
+    #[arg(long, default_value_t = 8)]
+    cols: usize,
+    /// Keep the cluster's files (and node logs) here.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
 #[derive(Parser)]
 #[command(about = "Benchmarks for triad")]
 struct Cli {
@@ -65,30 +79,10 @@ enum Command {
         transport: Transport,
     },
     /// Upload a generated CSV through three node processes, end to end.
-    Upload {
-        /// Rows.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: u64,
-        /// Integer columns.
-        #[arg(long, default_value_t = 8)]
-        cols: usize,
-        /// Keep the cluster's files (and node logs) here.
-        #[arg(long)]
-        keep: Option<PathBuf>,
-    },
+    Upload(TableArgs),
     /// Upload a generated table, then give node 2 a new disk and time its
     /// rebuild from the other two.
-    Recover {
-        /// Rows.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: u64,
-        /// Integer columns.
-        #[arg(long, default_value_t = 8)]
-        cols: usize,
-        /// Keep the cluster's files (and node logs) here.
-        #[arg(long)]
-        keep: Option<PathBuf>,
-    },
+    Recover(TableArgs),
     /// The seed analysis (merge, then three gated sums) on generated
     /// tables of `rows` rows per party.
     E2e {
@@ -193,12 +187,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Upload { rows, cols, keep } => {
+        Command::Upload(TableArgs { rows, cols, keep }) => {
             for phase in upload::run(rows, cols, keep.as_deref())? {
                 println!("{}", serde_json::to_string(&phase)?);
             }
         }
-        Command::Recover { rows, cols, keep } => {
+        Command::Recover(TableArgs { rows, cols, keep }) => {
             for phase in upload::run_recover(rows, cols, keep.as_deref())? {
                 println!("{}", serde_json::to_string(&phase)?);
             }
