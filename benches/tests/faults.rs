@@ -476,3 +476,47 @@ fn a_node_that_lost_its_disk_is_rebuilt_from_the_other_two() {
         assert!(log.contains("\"kind\":\"recover\""), "node {survivor}");
     }
 }
+
+#[test]
+fn two_nodes_waiting_to_be_rebuilt_are_refused_until_one_is_restored() {
+    let (p1, p2) = tables();
+    let mut setup = start(Shape::lan());
+    let (h1, h2) = (setup.upload("p1", &p1), setup.upload("p2", &p2));
+    let root = setup.cluster.root().to_owned();
+    for node in [1, 2] {
+        setup.cluster.kill_node(node);
+        triad_node::cli::recover(setup.cluster.config(node)).expect("mark");
+    }
+    for node in [1, 2] {
+        setup.cluster.start_node(node).expect("start");
+    }
+    // Each lacks what only the other held: the three refuse to serve and
+    // say why, for as long as both wait.
+    let said = |node: usize| {
+        std::fs::read_to_string(setup.cluster.log_path(node))
+            .unwrap_or_default()
+            .contains("nodes 1 and 2 wait to be rebuilt")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(0..3).all(said) {
+        assert!(
+            Instant::now() < deadline,
+            "no node said why:\n{}",
+            setup.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refused = setup.cluster.wait_ready(Duration::from_secs(3));
+    assert!(
+        refused.is_err(),
+        "the cluster served with two nodes waiting"
+    );
+    // Node 1's disk comes back from its own backup (here: it never went),
+    // so only node 2 waits; it holds its tables already and asks for none.
+    setup.cluster.kill_node(1);
+    std::fs::remove_file(root.join("node1/data/recover.json")).expect("unmark");
+    setup.cluster.start_node(1).expect("start");
+    setup.reconnect();
+    assert!(!root.join("node2/data/recover.json").exists());
+    setup.analysis_is_right(&h1, &h2, &p1, &p2);
+}
