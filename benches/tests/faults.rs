@@ -520,3 +520,18 @@ fn two_nodes_waiting_to_be_rebuilt_are_refused_until_one_is_restored() {
     assert!(!root.join("node2/data/recover.json").exists());
     setup.analysis_is_right(&h1, &h2, &p1, &p2);
 }
+
+#[test]
+fn node_zero_which_leads_the_others_is_rebuilt_too() {
+    let (p1, p2) = tables();
+    let mut setup = start(Shape::lan());
+    let (h1, h2) = (setup.upload("p1", &p1), setup.upload("p2", &p2));
+    let lost = setup.cluster.root().join("node0");
+    let lost_tables = snapshot(&lost.join("data/tables"));
+    setup.cluster.replace_disk(0).expect("a new disk");
+    setup.cluster.start_node(0).expect("start the new node");
+    setup.reconnect();
+    assert!(!lost.join("data/recover.json").exists(), "{}", setup.logs());
+    assert_eq!(snapshot(&lost.join("data/tables")), lost_tables);
+    setup.analysis_is_right(&h1, &h2, &p1, &p2);
+}
