@@ -511,6 +511,13 @@ fn two_nodes_waiting_to_be_rebuilt_are_refused_until_one_is_restored() {
         refused.is_err(),
         "the cluster served with two nodes waiting"
     );
+    // Node 0's operator sees which two wait.
+    let config = triad_node::config::Config::load(setup.cluster.config(0)).expect("config");
+    for peer in triad_node::cli::check_peers(&config).expect("check") {
+        let status = peer.theirs.as_ref().expect("the peer answers");
+        assert!(status.waiting_to_be_rebuilt && !status.mesh_up, "{peer}");
+        assert!(peer.to_string().contains("waiting to be rebuilt"), "{peer}");
+    }
     // Node 1's disk comes back from its own backup (here: it never went),
     // so only node 2 waits; it holds its tables already and asks for none.
     setup.cluster.kill_node(1);

@@ -17,7 +17,7 @@ use crate::jobs::{JobStep, JobSubmission, JobView};
 use crate::store::{ColumnSchema, Handle, OwnerKey, TableInfo, TablePolicy, UploadId};
 
 /// Version of this message set; a node refuses calls of another version.
-pub const API_VERSION: u32 = 4;
+pub const API_VERSION: u32 = 5;
 
 /// The largest call header a node reads (a schema of many columns fits
 /// easily; share vectors do not travel in it).
@@ -318,6 +318,9 @@ pub struct NodeStatus {
     pub roles_digest: BodyDigest,
     /// Whether the node is connected to both other nodes.
     pub mesh_up: bool,
+    /// Whether the node waits to be rebuilt from the other two (its data
+    /// directory is marked by `triad-node recover`).
+    pub waiting_to_be_rebuilt: bool,
 }
 
 impl NodeStatus {

@@ -788,7 +788,7 @@ pub fn check_local(config: &Config) -> Result<String, CliError> {
     for table in &tables {
         store.verify_table(&table.handle)?;
     }
-    Ok(format!(
+    let mut report = format!(
         "node {}: configuration valid, certificate {}, {} peers, {} tables verified\n\
          roles document {}: serial {}, {} users, digest {}\n\
          versions: {}\n",
@@ -801,7 +801,14 @@ pub fn check_local(config: &Config) -> Result<String, CliError> {
         config.roles.users().count(),
         config.roles.digest(),
         own_status(config).versions()
-    ))
+    );
+    if own_status(config).waiting_to_be_rebuilt {
+        report.push_str(
+            "waiting to be rebuilt from the other two (`triad-node recover`): \
+             it asks them for its tables when it next connects\n",
+        );
+    }
+    Ok(report)
 }
 
 /// What this node would answer to a status probe (with the mesh down).
@@ -815,6 +822,7 @@ fn own_status(config: &Config) -> crate::api::NodeStatus {
         roles_serial: config.roles.serial(),
         roles_digest: config.roles.digest(),
         mesh_up: false,
+        waiting_to_be_rebuilt: crate::server::recovery::is_marked(&config.data_dir),
     }
 }
 
@@ -883,6 +891,9 @@ impl std::fmt::Display for PeerCheck {
                 "not connected to both other nodes"
             }
         )?;
+        if theirs.waiting_to_be_rebuilt {
+            write!(f, ", waiting to be rebuilt from the other two")?;
+        }
         if ours.same_versions(theirs) {
             write!(f, "\n  versions equal: {}", ours.versions())?;
         } else {

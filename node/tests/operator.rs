@@ -637,6 +637,7 @@ fn a_version_difference_is_a_problem_naming_both_versions() {
         roles_serial: 2,
         roles_digest: "cd".repeat(32).parse().unwrap(),
         mesh_up: false,
+        waiting_to_be_rebuilt: false,
     };
     let theirs = NodeStatus {
         node: 2,

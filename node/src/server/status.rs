@@ -49,5 +49,6 @@ pub(super) fn answer(shared: &Shared, header: &CallHeader) -> Result<Reply, ApiE
         roles_serial: config.roles.serial(),
         roles_digest: config.roles.digest(),
         mesh_up: shared.mesh_up.load(std::sync::atomic::Ordering::SeqCst),
+        waiting_to_be_rebuilt: super::recovery::is_marked(&config.data_dir),
     }))
 }
