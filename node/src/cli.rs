@@ -1106,11 +1106,7 @@ pub fn recover(path: &Path) -> Result<String, CliError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let marker =
-        crate::server::recovery::mark(&config.data_dir, now).map_err(|source| ConfigError::Io {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+    let marker = crate::server::recovery::mark(&config.data_dir, now)?;
     Ok(format!(
         "node {}: marked to be rebuilt from the other two nodes ({})\n  \
          it holds {held} tables now; it asks for the others when it next runs\n  \

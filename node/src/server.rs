@@ -1334,6 +1334,20 @@ fn audit_entry(job: &Job, reply: &Reply, outcome: &str) -> AuditEntry {
     }
 }
 
+/// Appends `entry` to this node's audit log (a failure is logged, not
+/// returned: the request's outcome stands) and returns the log's signed
+/// head, or `None` if the log is unavailable.
+fn append_signed(shared: &Shared, entry: AuditEntry) -> Option<SignedHead> {
+    let Ok(mut log) = shared.audit.lock() else {
+        tracing::error!("audit log unavailable");
+        return None;
+    };
+    if let Err(error) = log.append(entry) {
+        tracing::error!(%error, "audit log append failed");
+    }
+    Some(log.sign_head(&shared.operator))
+}
+
 /// Appends `entry` to this node's audit log, then exchanges signed log
 /// heads with the other two, who record them. Returns the three heads, by
 /// node.
@@ -1342,15 +1356,8 @@ fn append_and_exchange(
     mesh: &mut Mesh,
     entry: AuditEntry,
 ) -> Result<Vec<SignedHead>, MeshLost> {
-    let signed = {
-        let Ok(mut log) = shared.audit.lock() else {
-            tracing::error!("audit log unavailable");
-            return Ok(Vec::new());
-        };
-        if let Err(error) = log.append(entry) {
-            tracing::error!(%error, "audit log append failed");
-        }
-        log.sign_head(&shared.operator)
+    let Some(signed) = append_signed(shared, entry) else {
+        return Ok(Vec::new());
     };
     let heads = mesh.exchange(&signed)?;
     if let Ok(mut log) = shared.audit.lock() {
@@ -1448,15 +1455,7 @@ fn fail_lost(shared: &Shared, job: Job, lost: &MeshLost) {
     };
     // Logged here alone: the mesh that would carry the heads is gone. The
     // heads exchanged after the next request cover this entry too.
-    let entry = audit_entry(&job, &reply, "abandoned");
-    match shared.audit.lock() {
-        Ok(mut log) => {
-            if let Err(error) = log.append(entry) {
-                tracing::error!(%error, "audit log append failed");
-            }
-        }
-        Err(_) => tracing::error!("audit log unavailable"),
-    }
+    append_signed(shared, audit_entry(&job, &reply, "abandoned"));
     let _ = job.reply.send(reply);
 }
 

@@ -40,7 +40,8 @@ use triad_ring::{Arith, PartyId, Transport};
 
 use super::{Mesh, MeshLost, Shared, append_and_exchange, hex, now_secs};
 use crate::audit::{AuditEntry, Head, RECOVER_KIND};
-use crate::store::{Handle, TableInfo};
+use crate::store::fsutil;
+use crate::store::{Handle, StoreError, TableInfo};
 
 /// The file in the data directory that says this node waits to be rebuilt.
 pub const MARKER_FILE: &str = "recover.json";
@@ -55,21 +56,17 @@ struct Marker {
     requested_at: u64,
 }
 
-/// Marks the data directory `data_dir` to be rebuilt from the other two
-/// nodes at the next start; returns the marker's path.
-pub fn mark(data_dir: &Path, now: u64) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(data_dir)?;
+/// Marks the data directory `data_dir` (of an opened store) to be rebuilt
+/// from the other two nodes at the next start; returns the marker's path.
+pub fn mark(data_dir: &Path, now: u64) -> Result<PathBuf, StoreError> {
     let marker = Marker {
         format: "triad-node recovery".into(),
         requested_at: now,
     };
-    let bytes = serde_json::to_vec_pretty(&marker).map_err(std::io::Error::other)?;
-    let path = data_dir.join(MARKER_FILE);
-    let tmp = data_dir.join(format!(".{MARKER_FILE}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()?;
+    // Two plain fields: serialisation cannot fail.
+    let bytes = serde_json::to_vec_pretty(&marker).unwrap_or_default();
+    let path = fsutil::write_bytes_atomic(data_dir, MARKER_FILE, &bytes)?;
+    fsutil::sync_dir(data_dir)?;
     Ok(path)
 }
 
@@ -443,6 +440,7 @@ mod tests {
     fn the_marker_is_written_and_seen() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
         assert!(!is_marked(&data));
         let path = mark(&data, 5).unwrap();
         assert!(is_marked(&data));
