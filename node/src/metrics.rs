@@ -358,6 +358,21 @@ impl<T: Transport> Transport for Counted<T> {
         self.metrics.received(from, message.len() as u64 * 8);
         Ok(message)
     }
+
+    fn part_words(&self) -> Option<usize> {
+        self.inner.part_words()
+    }
+
+    fn send_parts(
+        &mut self,
+        to: PartyId,
+        words: usize,
+        next_part: &mut dyn FnMut() -> Vec<u64>,
+    ) -> Result<(), TransportError> {
+        self.inner.send_parts(to, words, next_part)?;
+        self.metrics.sent(to, words as u64 * 8);
+        Ok(())
+    }
 }
 
 /// Binds the metrics port (TCP), so that a taken port fails the node's

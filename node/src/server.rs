@@ -1435,6 +1435,20 @@ impl<T: Transport> Transport for Cancellable<'_, T> {
         self.check(from)?;
         self.inner.recv(from)
     }
+
+    fn part_words(&self) -> Option<usize> {
+        self.inner.part_words()
+    }
+
+    fn send_parts(
+        &mut self,
+        to: PartyId,
+        words: usize,
+        next_part: &mut dyn FnMut() -> Vec<u64>,
+    ) -> Result<(), TransportError> {
+        self.check(to)?;
+        self.inner.send_parts(to, words, next_part)
+    }
 }
 
 fn fail_lost(shared: &Shared, job: Job, lost: &MeshLost) {

@@ -63,6 +63,11 @@ pub struct MeshConfig {
     /// Largest frame accepted from a peer, in words, checked before
     /// allocating; a larger announcement fails the link.
     pub frame_words_max: u64,
+    /// Words per part when the protocol streams a large frame (the sender
+    /// computes the next part while this one is on the wire); 0 sends
+    /// every frame whole. Small parts start the link sooner, and each costs
+    /// a wake-up of the network runtime.
+    pub part_words: usize,
     /// Flow-control window per stream, in bytes (the connection window and
     /// the send window are twice this). Must cover the link's
     /// bandwidth-delay product: quinn's defaults suit 100 Mbit/s.
@@ -91,6 +96,7 @@ impl MeshConfig {
             idle_timeout: Duration::from_secs(10),
             worker_threads: 1,
             frame_words_max: 1 << 31,
+            part_words: 1 << 16,
             window_bytes: 64 << 20,
             socket_buffer_bytes: 4 << 20,
         }

@@ -156,6 +156,23 @@ pub enum NetError {
         /// The peer.
         peer: PartyId,
     },
+    /// A part header that does not continue the frame in progress: empty,
+    /// past the frame's end, or announcing another frame length.
+    #[error(
+        "{peer} sent a part of {part} words for a frame of {frame} words with {received} of {expected} received"
+    )]
+    BadPart {
+        /// The peer.
+        peer: PartyId,
+        /// Words the part announced.
+        part: u64,
+        /// Frame length the part announced.
+        frame: u64,
+        /// Words of the frame in progress received so far.
+        received: u64,
+        /// Length of the frame in progress (the part's own for a new one).
+        expected: u64,
+    },
 }
 
 /// What is wrong with a [`MeshConfig`](crate::MeshConfig).

@@ -5,7 +5,9 @@
 //! peer's stream into a channel that `recv` blocks on. Frames travel as raw
 //! little-endian words: on little-endian hosts the frame's own buffer is
 //! handed to quinn and the receiver reads straight into an aligned
-//! `Vec<u64>`, so no frame is re-encoded.
+//! `Vec<u64>`, so no frame is re-encoded. A frame the protocol streams
+//! (`send_parts`) is queued part by part as each is computed, and the
+//! reader gathers the parts into the one frame `recv` returns.
 
 use std::fmt;
 use std::io;
@@ -27,6 +29,12 @@ use crate::wire::{self, HEADER_BYTES};
 /// What a reader task hands to `recv`: a frame, or why the link failed.
 type Incoming = Result<Vec<u64>, io::Error>;
 
+/// What `send` hands a writer task: some words of a frame of `frame` words.
+struct Part {
+    words: Vec<u64>,
+    frame: usize,
+}
+
 /// One party's end of the QUIC mesh; see the crate docs.
 pub struct QuicTransport {
     party: PartyId,
@@ -34,13 +42,14 @@ pub struct QuicTransport {
     links: [Option<PeerLink>; 3],
     recv_timeout: Option<Duration>,
     close_timeout: Duration,
+    part_words: usize,
     endpoint: Option<Endpoint>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// The channels and tasks of the link to one peer.
 struct PeerLink {
-    outgoing: UnboundedSender<Vec<u64>>,
+    outgoing: UnboundedSender<Part>,
     incoming: Receiver<Incoming>,
     connection: Connection,
     writer: JoinHandle<()>,
@@ -129,6 +138,7 @@ impl QuicTransport {
             links: peers,
             recv_timeout: config.recv_timeout,
             close_timeout: config.close_timeout,
+            part_words: config.part_words,
             endpoint: Some(endpoint),
             runtime: Some(runtime),
         }
@@ -221,10 +231,52 @@ impl Drop for QuicTransport {
 
 impl Transport for QuicTransport {
     fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
+        let frame = message.len();
         self.link(to)?
             .outgoing
-            .send(message)
+            .send(Part {
+                words: message,
+                frame,
+            })
             .map_err(|_| TransportError::Closed { peer: to })
+    }
+
+    fn part_words(&self) -> Option<usize> {
+        (self.part_words > 0).then_some(self.part_words)
+    }
+
+    fn send_parts(
+        &mut self,
+        to: PartyId,
+        words: usize,
+        next_part: &mut dyn FnMut() -> Vec<u64>,
+    ) -> Result<(), TransportError> {
+        let outgoing = &self.link(to)?.outgoing;
+        let mut sent = 0;
+        while sent < words || words == 0 {
+            let part = next_part();
+            if part.is_empty() && words > 0 {
+                return Err(triad_ring::transport::unfinished(to, sent, words));
+            }
+            if part.len() > words - sent {
+                return Err(triad_ring::transport::unfinished(
+                    to,
+                    sent + part.len(),
+                    words,
+                ));
+            }
+            sent += part.len();
+            outgoing
+                .send(Part {
+                    words: part,
+                    frame: words,
+                })
+                .map_err(|_| TransportError::Closed { peer: to })?;
+            if words == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
@@ -273,12 +325,12 @@ fn frame_bytes(frame: Vec<u64>) -> Bytes {
 async fn write_frames(
     peer: PartyId,
     mut stream: quinn::SendStream,
-    mut queue: UnboundedReceiver<Vec<u64>>,
+    mut queue: UnboundedReceiver<Part>,
     close_timeout: Duration,
 ) {
-    while let Some(frame) = queue.recv().await {
-        let header = Bytes::copy_from_slice(&wire::header(frame.len()));
-        let mut chunks = [header, frame_bytes(frame)];
+    while let Some(Part { words, frame }) = queue.recv().await {
+        let header = Bytes::copy_from_slice(&wire::header(words.len(), frame));
+        let mut chunks = [header, frame_bytes(words)];
         if let Err(error) = stream.write_all_chunks(&mut chunks).await {
             // `send` reports Closed from now on; `recv` says why, if the
             // connection is gone.
@@ -302,39 +354,50 @@ async fn read_frames(
     let fail = |error: NetError| {
         let kind = match error {
             NetError::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
-            NetError::FrameTooLarge { .. } => io::ErrorKind::InvalidData,
+            NetError::FrameTooLarge { .. } | NetError::BadPart { .. } => io::ErrorKind::InvalidData,
             _ => io::ErrorKind::Other,
         };
         tracing::warn!(peer = peer.index(), %error, "link failed");
         let _ = deliver.send(Err(io::Error::new(kind, error)));
     };
     loop {
-        let mut header = [0u8; HEADER_BYTES];
-        match stream.read_exact(&mut header).await {
-            Ok(()) => {}
-            // The peer ended its stream between frames: it closed.
-            Err(ReadExactError::FinishedEarly(0)) => return,
-            Err(ReadExactError::FinishedEarly(_)) => {
-                return fail(NetError::TruncatedFrame { peer });
+        let mut frame: Vec<u64> = Vec::new();
+        let mut expected = None;
+        // Gather parts until the frame is whole (an empty frame is one
+        // empty part).
+        while expected.is_none_or(|n| frame.len() < n) {
+            let mut header = [0u8; HEADER_BYTES];
+            match stream.read_exact(&mut header).await {
+                Ok(()) => {}
+                // The peer ended its stream between frames: it closed.
+                Err(ReadExactError::FinishedEarly(0)) if expected.is_none() => return,
+                Err(ReadExactError::FinishedEarly(_)) => {
+                    return fail(NetError::TruncatedFrame { peer });
+                }
+                Err(ReadExactError::ReadError(error)) => return read_failed(peer, error, fail),
             }
-            Err(ReadExactError::ReadError(error)) => return read_failed(peer, error, fail),
+            let in_progress = expected.map(|n| (frame.len(), n));
+            let (part, n) = match wire::part_words(header, in_progress, words_max, peer) {
+                Ok(counts) => counts,
+                Err(error) => {
+                    // The stream cannot be resynchronised: end the link.
+                    connection.close(
+                        VarInt::from_u32(close_code::FRAME_TOO_LARGE),
+                        b"bad frame header",
+                    );
+                    return fail(error);
+                }
+            };
+            if expected.is_none() {
+                expected = Some(n);
+                frame.reserve_exact(n);
+            }
+            match read_words(&mut stream, &mut frame, part).await {
+                Ok(true) => {}
+                Ok(false) => return fail(NetError::TruncatedFrame { peer }),
+                Err(error) => return read_failed(peer, error, fail),
+            }
         }
-        let words = match wire::frame_words(header, words_max, peer) {
-            Ok(words) => words,
-            Err(error) => {
-                // The stream cannot be resynchronised: end the link.
-                connection.close(
-                    VarInt::from_u32(close_code::FRAME_TOO_LARGE),
-                    b"frame too large",
-                );
-                return fail(error);
-            }
-        };
-        let frame = match read_words(&mut stream, words).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return fail(NetError::TruncatedFrame { peer }),
-            Err(error) => return read_failed(peer, error, fail),
-        };
         if deliver.send(Ok(frame)).is_err() {
             // The transport is gone; nobody reads any more.
             return;
@@ -342,22 +405,23 @@ async fn read_frames(
     }
 }
 
-/// Reads `words` little-endian words off `stream`, or `None` if it ends
-/// first. The words are copied once, straight from quinn's received
-/// chunks into a buffer that is never zeroed first (zeroing a frame of a
-/// million words costs as much as copying it); a word split between two
-/// chunks is carried over.
+/// Appends `words` little-endian words off `stream` to `frame`, or says
+/// `false` if the stream ends first. The words are copied once, straight
+/// from quinn's received chunks into the frame, whose spare capacity is
+/// never zeroed first (zeroing a frame of a million words costs as much as
+/// copying it); a word split between two chunks is carried over.
 async fn read_words(
     stream: &mut quinn::RecvStream,
+    frame: &mut Vec<u64>,
     words: usize,
-) -> Result<Option<Vec<u64>>, ReadError> {
-    let mut frame: Vec<u64> = Vec::with_capacity(words);
+) -> Result<bool, ReadError> {
+    let end = frame.len() + words;
     let mut carry = [0u8; 8];
     let mut carried = 0usize;
-    while frame.len() < words {
-        let wanted = (words - frame.len()) * 8 - carried;
+    while frame.len() < end {
+        let wanted = (end - frame.len()) * 8 - carried;
         let Some(chunk) = stream.read_chunk(wanted, true).await? else {
-            return Ok(None);
+            return Ok(false);
         };
         let mut bytes: &[u8] = &chunk.bytes;
         if carried > 0 {
@@ -378,7 +442,7 @@ async fn read_words(
         carry[..rest.len()].copy_from_slice(rest);
         carried = rest.len();
     }
-    Ok(Some(frame))
+    Ok(true)
 }
 
 /// A peer that closed, reset or timed out is gone (`recv` reports Closed

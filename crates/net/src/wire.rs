@@ -5,10 +5,16 @@
 //!
 //! ```text
 //! hello   = "triadnet" (8 bytes) | version: u32 LE | party index: u32 LE
-//! frame   = word count n: u64 LE | n words, each u64 LE
+//! frame   = part+
+//! part    = part words p: u64 LE | frame words n: u64 LE | p words, each u64 LE
 //! ```
 //!
-//! The stream ends (FIN) when the sender closes the transport.
+//! A frame of `n` words travels as one or more parts whose word counts add
+//! up to `n` (a frame of no words is one empty part), so a sender can put
+//! the first part of a large vector on the wire while it computes the rest;
+//! every part repeats `n`, and the receiver gathers the parts straight into
+//! one buffer of `n` words allocated at the first. The stream ends (FIN)
+//! when the sender closes the transport.
 
 use triad_ring::PartyId;
 
@@ -18,8 +24,8 @@ use crate::error::NetError;
 /// and the sequence of messages the nodes exchange over them. Bump on any
 /// change of either, so that nodes of different releases refuse each other
 /// by name rather than as malformed messages. 2: nodes say at each
-/// formation whether they wait to be rebuilt.
-pub const NET_PROTOCOL_VERSION: u32 = 2;
+/// formation whether they wait to be rebuilt. 3: frames travel in parts.
+pub const NET_PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes of a hello.
 pub(crate) const HELLO_BYTES: usize = 16;
@@ -27,8 +33,8 @@ pub(crate) const HELLO_BYTES: usize = 16;
 /// First bytes of every hello.
 const MAGIC: &[u8; 8] = b"triadnet";
 
-/// Bytes of a frame header.
-pub(crate) const HEADER_BYTES: usize = 8;
+/// Bytes of a part header.
+pub(crate) const HEADER_BYTES: usize = 16;
 
 /// The hello a party sends first on its stream to a peer.
 pub(crate) fn hello(version: u32, party: PartyId) -> [u8; HELLO_BYTES] {
@@ -69,32 +75,59 @@ pub(crate) fn check_hello(
     Ok(())
 }
 
-/// The header of a frame of `words` words.
-pub(crate) fn header(words: usize) -> [u8; HEADER_BYTES] {
-    (words as u64).to_le_bytes()
+/// The header of a part of `part` words of a frame of `frame` words.
+pub(crate) fn header(part: usize, frame: usize) -> [u8; HEADER_BYTES] {
+    let mut bytes = [0u8; HEADER_BYTES];
+    bytes[..8].copy_from_slice(&(part as u64).to_le_bytes());
+    bytes[8..].copy_from_slice(&(frame as u64).to_le_bytes());
+    bytes
 }
 
-/// The word count a header announces, if it is at most `words_max` (checked
-/// before anything is allocated for the frame).
-pub(crate) fn frame_words(
+/// The part and frame word counts a part header announces, given the
+/// frame in progress (`received` of `expected` words), or `None` between
+/// frames. A frame longer than `words_max` is refused before anything is
+/// allocated for it; a part must be non-empty (unless it is a whole empty
+/// frame), continue the frame in progress and not run past its end.
+pub(crate) fn part_words(
     header: [u8; HEADER_BYTES],
+    in_progress: Option<(usize, usize)>,
     words_max: u64,
     peer: PartyId,
-) -> Result<usize, NetError> {
-    let words = u64::from_le_bytes(header);
+) -> Result<(usize, usize), NetError> {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let (part, frame) = (word(0), word(8));
     let too_large = NetError::FrameTooLarge {
         peer,
-        words,
+        words: frame,
         words_max,
     };
-    if words > words_max {
+    if frame > words_max {
         return Err(too_large);
     }
     // The byte length must fit the address space too.
-    match usize::try_from(words) {
-        Ok(n) if n.checked_mul(8).is_some() => Ok(n),
-        _ => Err(too_large),
+    let frame_len = match usize::try_from(frame) {
+        Ok(n) if n.checked_mul(8).is_some() => n,
+        _ => return Err(too_large),
+    };
+    let (received, expected) = in_progress.unwrap_or((0, frame_len));
+    let bad = NetError::BadPart {
+        peer,
+        part,
+        frame,
+        received: received as u64,
+        expected: expected as u64,
+    };
+    let fits = frame_len == expected
+        && part <= (expected - received) as u64
+        && (part > 0 || expected == 0);
+    if !fits {
+        return Err(bad);
     }
+    Ok((part as usize, frame_len))
 }
 
 /// Bytes of the reason sent with a version-mismatch close: our version, so
@@ -144,14 +177,37 @@ mod tests {
     }
 
     #[test]
-    fn frame_headers_are_bounded_before_allocation() {
-        assert_eq!(frame_words(header(0), 10, PartyId::P0).unwrap(), 0);
-        assert_eq!(frame_words(header(10), 10, PartyId::P0).unwrap(), 10);
+    fn part_headers_are_bounded_before_allocation_and_must_continue_their_frame() {
+        let p = PartyId::P0;
+        assert_eq!(part_words(header(0, 0), None, 10, p).unwrap(), (0, 0));
+        assert_eq!(part_words(header(10, 10), None, 10, p).unwrap(), (10, 10));
+        assert_eq!(part_words(header(4, 10), None, 10, p).unwrap(), (4, 10));
+        assert_eq!(
+            part_words(header(6, 10), Some((4, 10)), 10, p).unwrap(),
+            (6, 10)
+        );
         assert!(matches!(
-            frame_words(header(11), 10, PartyId::P0),
+            part_words(header(11, 11), None, 10, p),
             Err(NetError::FrameTooLarge { words: 11, .. })
         ));
-        assert!(frame_words(u64::MAX.to_le_bytes(), u64::MAX, PartyId::P0).is_err());
+        let mut huge = header(1, 0);
+        huge[8..].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(part_words(huge, None, u64::MAX, p).is_err());
+        for (part, frame, in_progress) in [
+            (0, 10, None),          // empty part of a non-empty frame
+            (11, 10, None),         // part longer than its frame
+            (7, 10, Some((4, 10))), // past the end of the frame in progress
+            (2, 9, Some((4, 10))),  // another frame's length
+            (0, 10, Some((4, 10))), // empty continuation
+        ] {
+            let error = part_words(header(part, frame), in_progress, 10, p).unwrap_err();
+            assert!(matches!(error, NetError::BadPart { .. }), "{error}");
+        }
+        let error = part_words(header(7, 10), Some((4, 10)), 10, PartyId::P2).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "party 2 sent a part of 7 words for a frame of 10 words with 4 of 10 received"
+        );
         assert_eq!(version_from_reason(&version_reason(7)), 7);
         assert_eq!(version_from_reason(b"nope!"), 0);
     }
@@ -215,21 +271,32 @@ mod hostile {
         }
 
         #[test]
-        fn a_frame_header_is_accepted_only_up_to_the_maximum(
+        fn a_part_header_is_accepted_only_within_the_maximum_and_its_frame(
             header in any::<[u8; HEADER_BYTES]>(),
             words_max in prop_oneof![any::<u64>(), 0u64..1 << 20],
+            in_progress in prop::option::of((0usize..1 << 20, 0usize..1 << 20)),
             peer in party(),
         ) {
-            let announced = u64::from_le_bytes(header);
-            match frame_words(header, words_max, peer) {
-                Ok(words) => {
-                    prop_assert!(announced <= words_max);
-                    prop_assert_eq!(words as u64, announced);
-                    prop_assert!(words.checked_mul(8).is_some());
+            let in_progress = in_progress.map(|(a, b)| (a.min(b), a.max(b)));
+            let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+            let (part, frame) = (word(0), word(8));
+            match part_words(header, in_progress, words_max, peer) {
+                Ok((p, n)) => {
+                    prop_assert!(frame <= words_max);
+                    prop_assert_eq!((p as u64, n as u64), (part, frame));
+                    prop_assert!(n.checked_mul(8).is_some());
+                    let (received, expected) = in_progress.unwrap_or((0, n));
+                    prop_assert_eq!(n, expected);
+                    prop_assert!(received + p <= n);
+                    prop_assert!(p > 0 || n == 0);
                 }
                 Err(NetError::FrameTooLarge { words, .. }) => {
-                    prop_assert_eq!(words, announced);
-                    prop_assert!(announced > words_max || announced > (usize::MAX / 8) as u64);
+                    prop_assert_eq!(words, frame);
+                    prop_assert!(frame > words_max || frame > (usize::MAX / 8) as u64);
+                }
+                Err(NetError::BadPart { part: p, frame: n, .. }) => {
+                    prop_assert_eq!((p, n), (part, frame));
+                    prop_assert!(frame <= words_max);
                 }
                 Err(other) => prop_assert!(false, "unexpected error {other}"),
             }
@@ -248,22 +315,25 @@ mod hostile {
         }
     }
 
-    /// A header announcing 2^40 words (8 TiB) is refused from the header
-    /// alone, under the default maximum: the reader allocates the frame only
-    /// after this check.
+    /// A header announcing a frame of 2^40 words (8 TiB) is refused from
+    /// the header alone, under the default maximum: the reader allocates the
+    /// frame only after this check.
     #[test]
     fn a_huge_announced_frame_is_refused_before_allocation() {
         let words_max = default_words_max();
         for words in [1u64 << 40, words_max + 1, u64::MAX] {
-            let error = frame_words(words.to_le_bytes(), words_max, PartyId::P1).unwrap_err();
+            let mut bytes = header(1, 0);
+            bytes[8..].copy_from_slice(&words.to_le_bytes());
+            let error = part_words(bytes, None, words_max, PartyId::P1).unwrap_err();
             assert!(
                 matches!(error, NetError::FrameTooLarge { words: w, .. } if w == words),
                 "{error}"
             );
         }
+        let max = usize::try_from(words_max).expect("fits");
         assert_eq!(
-            frame_words(words_max.to_le_bytes(), words_max, PartyId::P1).ok(),
-            usize::try_from(words_max).ok()
+            part_words(header(max, max), None, words_max, PartyId::P1).ok(),
+            Some((max, max))
         );
     }
 }

@@ -98,7 +98,9 @@ fn three_parties_multiply_and_compare_over_quic() {
     let b = center(values(seed + 1, n));
     let big = 1 << 20;
 
-    let transports = mesh(|_| {});
+    // Parts of 1000 words: the multiplication's and comparison's frames
+    // travel in parts and are gathered again.
+    let transports = mesh(|c| c.part_words = 1000);
     let results: Vec<(Vec<u64>, Vec<bool>)> = thread::scope(|s| {
         let handles: Vec<_> = transports
             .into_iter()
@@ -270,6 +272,76 @@ fn a_peer_that_closes_delivers_its_last_frames_then_reads_as_closed() {
         Err(TransportError::Closed { peer: PartyId::P2 }) => {}
         other => panic!("expected Closed, got {other:?}"),
     }
+}
+
+/// Frames of random lengths (empty ones too) cut into parts of random
+/// lengths, both directions at once, arrive whole and in order; a producer
+/// that runs dry or past the frame is refused at the sender.
+#[test]
+fn frames_sent_in_parts_arrive_whole_and_in_order() {
+    let seed = 0x7061_7274_7301;
+    println!("seed {seed:#x}");
+    let [mut t0, mut t1, _t2] = mesh(|c| c.recv_timeout = Some(Duration::from_secs(30)));
+    assert_eq!(t0.part_words(), Some(1 << 16));
+    let frames: Vec<(Vec<u64>, Vec<usize>)> = (0..300u64)
+        .map(|case| {
+            let r = values(seed ^ case, 4);
+            let len = match case % 4 {
+                0 => 0,
+                1 => (r[0] % 8) as usize,
+                _ => (r[0] % 200_000) as usize,
+            };
+            let mut cuts = Vec::new();
+            let mut left = len;
+            let mut i = 0;
+            while left > 0 {
+                let cut = 1 + (values(r[1] ^ i, 1)[0] as usize % left.clamp(1, 70_000));
+                cuts.push(cut.min(left));
+                left -= cut.min(left);
+                i += 1;
+            }
+            (values(r[2], len), cuts)
+        })
+        .collect();
+    let send_all = |t: &mut QuicTransport, to: PartyId| {
+        for (frame, cuts) in &frames {
+            let mut offset = 0;
+            let mut cuts = cuts.iter();
+            t.send_parts(to, frame.len(), &mut || {
+                let cut = cuts.next().copied().unwrap_or(0);
+                offset += cut;
+                frame[offset - cut..offset].to_vec()
+            })
+            .expect("send parts");
+        }
+    };
+    thread::scope(|s| {
+        s.spawn(|| send_all(&mut t0, PartyId::P1));
+        s.spawn(|| send_all(&mut t1, PartyId::P0));
+    });
+    for (t, from) in [(&mut t1, PartyId::P0), (&mut t0, PartyId::P1)] {
+        for (case, (frame, _)) in frames.iter().enumerate() {
+            let got = t.recv(from).expect("recv");
+            assert!(
+                got == *frame,
+                "case {case}: frame of {} words differs",
+                frame.len()
+            );
+        }
+    }
+    let mut dry = vec![vec![1u64, 2]].into_iter();
+    let error = t0
+        .send_parts(PartyId::P1, 5, &mut || dry.next().unwrap_or_default())
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("ended after 2 of 5 words"),
+        "{error}"
+    );
+    let mut long = vec![vec![1u64; 6]].into_iter();
+    let error = t0
+        .send_parts(PartyId::P1, 5, &mut || long.next().unwrap_or_default())
+        .unwrap_err();
+    assert!(error.to_string().contains("6 of 5 words"), "{error}");
 }
 
 #[test]

@@ -50,12 +50,14 @@ impl<T: Transport> Session<T> {
             }
             let mut r = vec![0u64; n];
             self.random_next(stream, &mut r);
-            let masked: Vec<u64> = values
-                .iter()
-                .zip(&r)
-                .map(|(v, r)| v.wrapping_sub(*r))
-                .collect();
-            self.send(id.prev(), step, &masked)?;
+            let mut masked = vec![0u64; n];
+            self.send_computed(id.prev(), step, &mut masked, |offset, chunk| {
+                chunk
+                    .par_iter_mut()
+                    .zip(values[offset..].par_iter().zip(&r[offset..]))
+                    .with_min_len(MIN_LEN)
+                    .for_each(|(m, (v, r))| *m = v.wrapping_sub(*r));
+            })?;
             Ok(Arith {
                 own: masked,
                 next: r,
@@ -147,25 +149,33 @@ impl<T: Transport> Session<T> {
     ) -> Result<Vec<Arith>, Error> {
         let total: usize = pairs.iter().map(|(x, _)| x.0.len()).sum();
         let mut z = self.zero_share(total, false);
-        self.install(|| {
-            let mut rest = z.as_mut_slice();
-            for ((x_own, x_next), (y_own, y_next)) in pairs {
-                let (head, tail) = rest.split_at_mut(x_own.len());
-                rest = tail;
-                head.par_iter_mut()
-                    .zip(x_own.par_iter().zip(*x_next))
-                    .zip(y_own.par_iter().zip(*y_next))
-                    .with_min_len(MIN_LEN)
-                    .for_each(|((z, (x0, x1)), (y0, y1))| {
-                        *z = z
-                            .wrapping_add(x0.wrapping_mul(*y0))
-                            .wrapping_add(x0.wrapping_mul(*y1))
-                            .wrapping_add(x1.wrapping_mul(*y0));
-                    });
-            }
-        });
         let id = self.id();
-        let received = self.exchange(id.prev(), &z, id.next(), total)?;
+        let step = self.next_step();
+        // Each part is the products of a range of the concatenated pairs,
+        // so the first part is on the wire while the rest are computed.
+        self.send_computed(id.prev(), step, &mut z, |offset, chunk| {
+            let mut start = 0;
+            for ((x_own, x_next), (y_own, y_next)) in pairs {
+                let len = x_own.len();
+                let (lo, hi) = (offset.max(start), (offset + chunk.len()).min(start + len));
+                if lo < hi {
+                    let (a, b) = (lo - start, hi - start);
+                    chunk[lo - offset..hi - offset]
+                        .par_iter_mut()
+                        .zip(x_own[a..b].par_iter().zip(&x_next[a..b]))
+                        .zip(y_own[a..b].par_iter().zip(&y_next[a..b]))
+                        .with_min_len(MIN_LEN)
+                        .for_each(|((z, (x0, x1)), (y0, y1))| {
+                            *z = z
+                                .wrapping_add(x0.wrapping_mul(*y0))
+                                .wrapping_add(x0.wrapping_mul(*y1))
+                                .wrapping_add(x1.wrapping_mul(*y0));
+                        });
+                }
+                start += len;
+            }
+        })?;
+        let received = self.recv(id.next(), step, total)?;
         Ok(split_columns(
             z,
             received,

@@ -186,27 +186,104 @@ impl<T: Transport> Session<T> {
 
     /// Sends `words` to `to` as step `step`: one frame, the payload followed
     /// by a trailer (so the receiver can drop it without moving the
-    /// payload).
+    /// payload). A transport that streams gets it in parts, each copied
+    /// just before it is queued.
     pub(crate) fn send(&mut self, to: PartyId, step: u64, words: &[u64]) -> Result<(), Error> {
-        let mut message = Vec::with_capacity(words.len() + TRAILER_WORDS);
-        message.extend_from_slice(words);
-        self.send_owned(to, step, message)
+        self.send_produced(to, step, words.len(), |_, range, part| {
+            part.extend_from_slice(&words[range]);
+        })
     }
 
     /// As [`Session::send`], taking the payload by value so it becomes the
-    /// frame without a copy.
+    /// frame without a copy (whole, since it is computed already).
     pub(crate) fn send_owned(
         &mut self,
         to: PartyId,
         step: u64,
         mut message: Vec<u64>,
     ) -> Result<(), Error> {
-        let round = self.depth + 1;
+        // Already computed: streaming it would only add a copy.
         let words = message.len();
-        message.push(u64::from(PROTOCOL_VERSION) | (u64::from(round) << 32));
-        message.push(step);
-        message.push(words as u64);
+        message.extend_from_slice(&self.trailer(step, words));
         self.transport.send(to, message)?;
+        self.count_sent(to, step, words);
+        Ok(())
+    }
+
+    /// Computes `out` and sends it to `to` as step `step`: `fill(offset,
+    /// chunk)` computes the words of `out` from `offset` on, on this
+    /// session's pool. When the transport streams, `out` is filled and
+    /// sent part by part, so the transport encrypts and sends one part
+    /// while the next is computed; otherwise it is filled whole first.
+    /// `out` keeps the words (usually they are also the sender's share).
+    pub(crate) fn send_computed(
+        &mut self,
+        to: PartyId,
+        step: u64,
+        out: &mut [u64],
+        fill: impl Fn(usize, &mut [u64]) + Sync,
+    ) -> Result<(), Error> {
+        let n = out.len();
+        if self.transport.part_words().is_none() {
+            self.install(|| fill(0, out));
+            return self.send(to, step, out);
+        }
+        self.send_produced(to, step, n, |pool, range, part| {
+            let start = range.start;
+            let chunk = &mut out[range];
+            pool.install(|| fill(start, chunk));
+            part.extend_from_slice(chunk);
+        })
+    }
+
+    /// Sends a payload of `n` words as step `step` in the parts the
+    /// transport asks for (one when it takes whole frames): `produce`
+    /// appends the words of a range to the part. The trailer ends the last
+    /// part.
+    fn send_produced(
+        &mut self,
+        to: PartyId,
+        step: u64,
+        n: usize,
+        mut produce: impl FnMut(&rayon::ThreadPool, std::ops::Range<usize>, &mut Vec<u64>),
+    ) -> Result<(), Error> {
+        let trailer = self.trailer(step, n);
+        let part_len = match self.transport.part_words() {
+            Some(p) if p > 0 && n > p => p,
+            _ => n,
+        };
+        let Session {
+            transport, pool, ..
+        } = self;
+        let mut offset = 0;
+        let mut next_part = || {
+            let end = (offset + part_len).min(n);
+            let last = end == n;
+            let mut part = Vec::with_capacity(end - offset + if last { TRAILER_WORDS } else { 0 });
+            produce(pool, offset..end, &mut part);
+            if last {
+                part.extend_from_slice(&trailer);
+            }
+            offset = end;
+            part
+        };
+        transport.send_parts(to, n + TRAILER_WORDS, &mut next_part)?;
+        self.count_sent(to, step, n);
+        Ok(())
+    }
+
+    /// The trailer of a message of `words` words sent now as step `step`.
+    fn trailer(&self, step: u64, words: usize) -> [u64; TRAILER_WORDS] {
+        let round = self.depth + 1;
+        [
+            u64::from(PROTOCOL_VERSION) | (u64::from(round) << 32),
+            step,
+            words as u64,
+        ]
+    }
+
+    fn count_sent(&mut self, to: PartyId, step: u64, words: usize) {
+        let round = self.depth + 1;
         self.stats.bytes_sent += words as u64 * 8;
         self.stats.messages_sent += 1;
         self.stats.rounds = self.stats.rounds.max(round);
@@ -216,7 +293,6 @@ impl<T: Transport> Session<T> {
             words,
             round,
         });
-        Ok(())
     }
 
     /// Receives step `step` from `from`, which must carry `expected` words.

@@ -33,8 +33,29 @@ where
     R: Send,
     F: Fn(&mut Session<MemoryTransport>) -> Result<R, Error> + Sync,
 {
+    run3_in_parts(seed, config, None, f)
+}
+
+/// As [`run3`], with senders asked for frames in parts of `part_words`
+/// words, as a streaming transport would ask.
+pub fn run3_in_parts<R, F>(
+    seed: u64,
+    config: SessionConfig,
+    part_words: Option<usize>,
+    f: F,
+) -> [Result<R, Error>; 3]
+where
+    R: Send,
+    F: Fn(&mut Session<MemoryTransport>) -> Result<R, Error> + Sync,
+{
     let keys = seeded_keys(seed);
-    let transports = memory_mesh().map(|t| t.with_timeout(Duration::from_secs(60)));
+    let transports = memory_mesh().map(|t| {
+        let t = t.with_timeout(Duration::from_secs(60));
+        match part_words {
+            Some(words) => t.with_parts(words),
+            None => t,
+        }
+    });
     let f = &f;
     let config = &config;
     thread::scope(|scope| {

@@ -22,6 +22,48 @@ pub trait Transport: Send {
     fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError>;
     /// Waits for the next frame from `from`.
     fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError>;
+
+    /// The part size, in words, in which this transport streams a large
+    /// frame (see [`Transport::send_parts`]), or `None` when it gains
+    /// nothing from parts and takes whole frames.
+    fn part_words(&self) -> Option<usize> {
+        None
+    }
+
+    /// Queues a frame of `words` words for `to`, produced part by part:
+    /// `next_part` is called until the parts add up to `words`, and the
+    /// receiver's `recv` returns them as one frame. A transport that
+    /// streams queues each part as soon as it is produced, so the sender
+    /// computes the next part while the last one is on the wire. This
+    /// default gathers the parts and sends them whole.
+    fn send_parts(
+        &mut self,
+        to: PartyId,
+        words: usize,
+        next_part: &mut dyn FnMut() -> Vec<u64>,
+    ) -> Result<(), TransportError> {
+        let mut frame = next_part();
+        while frame.len() < words {
+            let part = next_part();
+            if part.is_empty() {
+                return Err(unfinished(to, frame.len(), words));
+            }
+            frame.extend_from_slice(&part);
+        }
+        self.send(to, frame)
+    }
+}
+
+/// The error for a part producer that ran dry before its frame was whole
+/// (a bug in the caller, reported rather than sent malformed).
+pub fn unfinished(to: PartyId, got: usize, words: usize) -> TransportError {
+    TransportError::Io {
+        peer: to,
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("frame parts ended after {got} of {words} words"),
+        ),
+    }
 }
 
 // A session can borrow a transport that outlives it (a node's mesh serves
@@ -33,6 +75,19 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 
     fn recv(&mut self, from: PartyId) -> Result<Vec<u64>, TransportError> {
         (**self).recv(from)
+    }
+
+    fn part_words(&self) -> Option<usize> {
+        (**self).part_words()
+    }
+
+    fn send_parts(
+        &mut self,
+        to: PartyId,
+        words: usize,
+        next_part: &mut dyn FnMut() -> Vec<u64>,
+    ) -> Result<(), TransportError> {
+        (**self).send_parts(to, words, next_part)
     }
 }
 
@@ -78,6 +133,7 @@ pub struct MemoryTransport {
     senders: [Option<Sender<Vec<u64>>>; 3],
     receivers: [Option<Receiver<Vec<u64>>>; 3],
     timeout: Option<Duration>,
+    parts: Option<usize>,
 }
 
 /// Three connected in-memory transports, indexed by party. Frames are
@@ -104,6 +160,7 @@ pub fn memory_mesh() -> [MemoryTransport; 3] {
             senders,
             receivers,
             timeout: None,
+            parts: None,
         })
         .collect::<Vec<_>>()
         .try_into()
@@ -115,6 +172,14 @@ impl MemoryTransport {
     /// instead of waiting forever; tests use it so a bug cannot hang them.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Asks senders for frames in parts of `words` words (gathered again
+    /// before they are moved), so tests cover the parts a streaming
+    /// transport asks for.
+    pub fn with_parts(mut self, words: usize) -> Self {
+        self.parts = Some(words);
         self
     }
 }
@@ -146,6 +211,10 @@ impl Transport for MemoryTransport {
             }),
         }
     }
+
+    fn part_words(&self) -> Option<usize> {
+        self.parts
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +236,29 @@ mod tests {
         assert!(matches!(
             b.recv(PartyId::P2),
             Err(TransportError::Closed { peer: PartyId::P2 })
+        ));
+    }
+
+    #[test]
+    fn parts_arrive_as_one_frame_and_a_dry_producer_is_an_error() {
+        let [a, mut b, _c] = memory_mesh();
+        let mut a = a.with_parts(2);
+        assert_eq!(a.part_words(), Some(2));
+        let mut parts = vec![vec![1, 2], vec![3, 4], vec![5]].into_iter();
+        a.send_parts(PartyId::P1, 5, &mut || parts.next().unwrap_or_default())
+            .unwrap();
+        assert_eq!(b.recv(PartyId::P0).unwrap(), vec![1, 2, 3, 4, 5]);
+        let mut parts = vec![vec![1, 2]].into_iter();
+        let error = a
+            .send_parts(PartyId::P1, 5, &mut || parts.next().unwrap_or_default())
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("i/o error with party 1"),
+            "{error}"
+        );
+        assert!(matches!(
+            error,
+            TransportError::Io { ref source, .. } if source.to_string() == "frame parts ended after 2 of 5 words"
         ));
     }
 
