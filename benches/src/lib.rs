@@ -72,6 +72,12 @@ pub struct Measurement {
     pub transport: &'static str,
     /// Threads per party for local work.
     pub threads: usize,
+    /// The simulated network between the parties, if any (`lan`, `wan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<&'static str>,
+    /// Words per part of a streamed frame (quic transport; 0: whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_words: Option<usize>,
 }
 
 /// Plaintext inputs of one benchmark, the same at every party.
@@ -443,6 +449,8 @@ pub fn combine(
         rounds,
         transport,
         threads,
+        net: None,
+        part_words: None,
     }
 }
 

@@ -77,6 +77,15 @@ enum Command {
         /// Transport between the parties.
         #[arg(long, value_enum, default_value_t = Transport::Memory)]
         transport: Transport,
+        /// Words per part of a streamed frame (quic transport); 0 sends
+        /// every frame whole.
+        #[arg(long, default_value_t = 1 << 16)]
+        part_words: usize,
+        /// A simulated network between the parties (quic transport), as
+        /// for `e2e`: each party on a host of its own, links through a
+        /// relay.
+        #[arg(long, value_enum)]
+        net: Option<Net>,
     },
     /// Upload a generated CSV through three node processes, end to end.
     Upload(TableArgs),
@@ -133,6 +142,12 @@ enum Command {
         /// Untimed runs before timing.
         #[arg(long, default_value_t = 1)]
         warmup: usize,
+        /// Words per part of a streamed frame.
+        #[arg(long)]
+        part_words: usize,
+        /// Where to listen for the other parties.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -152,6 +167,13 @@ enum Transport {
     Quic,
 }
 
+fn net_shape(net: Net) -> (&'static str, triad_netsim::Shape) {
+    match net {
+        Net::Lan => ("lan", triad_netsim::Shape::lan()),
+        Net::Wan => ("wan", triad_netsim::Shape::wan()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -162,10 +184,15 @@ fn main() -> anyhow::Result<()> {
             repeat,
             warmup,
             transport,
+            part_words,
+            net,
         } => {
             let ops = op_list(&op)?;
             match transport {
                 Transport::Memory => {
+                    if net.is_some() {
+                        anyhow::bail!("--net needs the quic transport");
+                    }
                     for op in ops {
                         let m = measure(&op, n, threads, warmup, repeat)?;
                         println!("{}", serde_json::to_string(&m)?);
@@ -178,9 +205,24 @@ fn main() -> anyhow::Result<()> {
                         threads,
                         warmup,
                         repeats: repeat,
+                        part_words,
                     };
                     let exe = std::env::current_exe()?;
-                    measure_processes(&exe, &plan, |m| {
+                    let network = match net {
+                        Some(net) => {
+                            let (name, shape) = net_shape(net);
+                            let (network, fallback) = triad_bench::net::simulated(shape)?;
+                            if let Some(reason) = fallback {
+                                eprintln!(
+                                    "warning: {reason}; the parties share loopback behind the relay"
+                                );
+                            }
+                            Some((name, network))
+                        }
+                        None => None,
+                    };
+                    let net = network.as_ref().map(|(name, n)| (*name, n));
+                    measure_processes(&exe, &plan, net, |m| {
                         println!("{}", serde_json::to_string(&m)?);
                         Ok(())
                     })?;
@@ -204,10 +246,7 @@ fn main() -> anyhow::Result<()> {
             keep,
             net,
         } => {
-            let net = net.map(|net| match net {
-                Net::Lan => ("lan", triad_netsim::Shape::lan()),
-                Net::Wan => ("wan", triad_netsim::Shape::wan()),
-            });
+            let net = net.map(net_shape);
             let phases = match (transport, net) {
                 (Transport::Memory, None) => triad_bench::e2e::run_memory(rows, threads)?,
                 (Transport::Memory, Some(_)) => {
@@ -239,6 +278,8 @@ fn main() -> anyhow::Result<()> {
             threads,
             repeat,
             warmup,
+            part_words,
+            listen,
         } => {
             let plan = Plan {
                 ops: op_list(&op)?,
@@ -246,8 +287,9 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 warmup,
                 repeats: repeat,
+                part_words,
             };
-            party_main(party, &dir, &plan)?;
+            party_main(party, &dir, listen, &plan)?;
         }
     }
     Ok(())

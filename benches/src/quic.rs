@@ -1,10 +1,12 @@
-//! The three parties as three OS processes over QUIC on loopback.
+//! The three parties as three OS processes over QUIC, on loopback or on
+//! hosts of their own behind a simulated network.
 //!
 //! The parent makes three node identities in a private temporary
 //! directory and starts `triad-bench party` three times. Each party binds
-//! `127.0.0.1:0` and prints its address as the first line of its stdout;
-//! the parent sends all three addresses back as one line on each party's
-//! stdin; the parties form the mesh, run every operation in one session
+//! its listen address (`127.0.0.1:0` on loopback) and prints it as the
+//! first line of its stdout; the parent sends back, as one line on each
+//! party's stdin, where that party reaches the other two (through the relay
+//! on a simulated network); the parties form the mesh, run every operation in one session
 //! (the same [`run_op`] body as the in-memory path, with a barrier over the
 //! network) and print one [`PartyRun`] JSON line per operation, which the
 //! parent combines into one [`Measurement`] per operation.
@@ -28,7 +30,7 @@ struct Listening {
     address: SocketAddr,
 }
 
-/// The line the parent sends each party: every party's address.
+/// The line the parent sends each party: where it reaches each party.
 #[derive(Serialize, Deserialize)]
 struct Addresses {
     addresses: [SocketAddr; 3],
@@ -47,6 +49,8 @@ pub struct Plan {
     pub warmup: usize,
     /// Timed runs.
     pub repeats: usize,
+    /// Words per part of a streamed frame; 0 sends frames whole.
+    pub part_words: usize,
 }
 
 fn certificate_path(dir: &Path, party: usize) -> PathBuf {
@@ -115,6 +119,7 @@ fn read_line(stdout: &mut BufReader<ChildStdout>, party: usize) -> anyhow::Resul
 pub fn measure_processes(
     exe: &Path,
     plan: &Plan,
+    net: Option<(&'static str, &crate::net::Network)>,
     mut emit: impl FnMut(Measurement) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
@@ -124,8 +129,22 @@ pub fn measure_processes(
     }
     let mut parties = Parties(Vec::new());
     for party in 0..3 {
-        let mut child = Command::new(exe)
+        let launcher = net.map(|(_, n)| n.placement.launchers[party].as_slice());
+        let listen = net.map_or_else(
+            || SocketAddr::from(([127, 0, 0, 1], 0)),
+            |(_, n)| n.placement.listen[party],
+        );
+        let mut command = match launcher {
+            Some([program, args @ ..]) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            _ => Command::new(exe),
+        };
+        let mut child = command
             .arg("party")
+            .args(["--listen", &listen.to_string()])
             .args(["--party", &party.to_string()])
             .arg("--dir")
             .arg(&dir.0)
@@ -134,6 +153,7 @@ pub fn measure_processes(
             .args(["--threads", &plan.threads.to_string()])
             .args(["--warmup", &plan.warmup.to_string()])
             .args(["--repeat", &plan.repeats.to_string()])
+            .args(["--part-words", &plan.part_words.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -149,13 +169,14 @@ pub fn measure_processes(
             .with_context(|| format!("party {party} address line {line:?}"))?;
         addresses.push(listening.address);
     }
-    let addresses = Addresses {
-        addresses: addresses
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("three parties")),
-    };
-    let line = serde_json::to_string(&addresses)?;
+    let addresses: [SocketAddr; 3] = addresses
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three parties"));
     for (party, (child, _)) in parties.0.iter_mut().enumerate() {
+        let addresses = Addresses {
+            addresses: net.map_or(addresses, |(_, n)| n.placement.dial[party]),
+        };
+        let line = serde_json::to_string(&addresses)?;
         let mut stdin = child.stdin.take().context("party stdin is piped")?;
         writeln!(stdin, "{line}").with_context(|| format!("writing to party {party}"))?;
     }
@@ -170,14 +191,10 @@ pub fn measure_processes(
         let runs: [PartyRun; 3] = runs
             .try_into()
             .unwrap_or_else(|_| unreachable!("three parties"));
-        emit(combine(
-            op,
-            plan.n,
-            plan.threads,
-            plan.repeats,
-            "quic",
-            &runs,
-        ))?;
+        let mut measurement = combine(op, plan.n, plan.threads, plan.repeats, "quic", &runs);
+        measurement.net = net.map(|(name, _)| name);
+        measurement.part_words = Some(plan.part_words);
+        emit(measurement)?;
     }
     for (party, (child, _)) in parties.0.iter_mut().enumerate() {
         let status = child.wait()?;
@@ -188,7 +205,7 @@ pub fn measure_processes(
 
 /// The body of `triad-bench party`: one party's process. Prints its address,
 /// reads the others', forms the mesh and prints one [`PartyRun`] per op.
-pub fn party_main(party: usize, dir: &Path, plan: &Plan) -> anyhow::Result<()> {
+pub fn party_main(party: usize, dir: &Path, listen: SocketAddr, plan: &Plan) -> anyhow::Result<()> {
     let Some(me) = PartyId::from_index(party) else {
         bail!("--party must be 0, 1 or 2, not {party}");
     };
@@ -207,10 +224,11 @@ pub fn party_main(party: usize, dir: &Path, plan: &Plan) -> anyhow::Result<()> {
     let peers: [PeerConfig; 2] = peers
         .try_into()
         .unwrap_or_else(|_| unreachable!("two peers"));
-    let mut config = MeshConfig::new(me, "127.0.0.1:0".parse()?, identity, peers);
+    let mut config = MeshConfig::new(me, listen, identity, peers);
     // A stuck run fails instead of hanging; a dead peer shows as Closed
     // long before this.
     config.recv_timeout = Some(Duration::from_secs(300));
+    config.part_words = plan.part_words;
     let mut listener = MeshListener::bind(config)?;
 
     let mut stdout = std::io::stdout().lock();
