@@ -13,9 +13,12 @@
 //!   acceptor checks against the certificate the dialer presented
 //!   ([`MeshListener`], [`QuicTransport::connect_mesh`]).
 //! - Framing: one long-lived unidirectional stream per direction per peer;
-//!   a frame is a little-endian word count and then the words as raw
-//!   little-endian bytes, bounded by a configured maximum checked before
-//!   any allocation; the format has a version, [`NET_PROTOCOL_VERSION`].
+//!   a frame travels as one or more parts, each a little-endian part and
+//!   frame word count and then the words as raw little-endian bytes, so
+//!   the protocol can stream a large vector while it computes the rest
+//!   (`Transport::send_parts`); frames are bounded by a configured maximum
+//!   checked before any allocation; the format has a version,
+//!   [`NET_PROTOCOL_VERSION`].
 //! - Client links ([`ClientListener`], [`NodeLink`]): QUIC to one node with
 //!   its certificate pinned by the client; one stream per request.
 //! - A blocking API over its own small tokio runtime, so the sans-IO
