@@ -374,6 +374,7 @@ pub fn init(args: &InitArgs) -> Result<PathBuf, CliError> {
         operator_key: PathBuf::from(OPERATOR_KEY_FILE),
         roles: PathBuf::from(ROLES_FILE),
         threads: Threads::default(),
+        mesh: Default::default(),
         limits: Limits::default(),
         release: Default::default(),
         #[cfg(feature = "fault-injection")]

@@ -25,8 +25,8 @@
 //! ([`triad_auth::SignedRoles`]), which all three operators sign with their
 //! operator keys, so that no node's list can differ from the others'.
 //!
-//! Every other key has a default; see [`Limits`], [`Threads`] and
-//! [`Release`]. `deploy/CONFIG.md` documents every key, and a test keeps
+//! Every other key has a default; see [`Limits`], [`Threads`], [`Mesh`]
+//! and [`Release`]. `deploy/CONFIG.md` documents every key, and a test keeps
 //! it complete.
 
 use std::net::SocketAddr;
@@ -99,6 +99,25 @@ impl Default for Threads {
             network: 1,
             client: 1,
             compute: 1,
+        }
+    }
+}
+
+/// How the node-to-node links carry large frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mesh {
+    /// Connections to each peer (1 to 16); all three nodes must agree.
+    pub lanes: usize,
+    /// Words per part of a streamed frame; 0 sends frames whole.
+    pub part_words: usize,
+}
+
+impl Default for Mesh {
+    fn default() -> Mesh {
+        Mesh {
+            lanes: 1,
+            part_words: 1 << 16,
         }
     }
 }
@@ -247,6 +266,9 @@ pub struct ConfigFile {
     /// Thread counts.
     #[serde(default)]
     pub threads: Threads,
+    /// Node-to-node links.
+    #[serde(default)]
+    pub mesh: Mesh,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -393,6 +415,16 @@ impl Config {
             return Err(invalid(
                 "threads",
                 "every thread count must be at least 1".into(),
+            ));
+        }
+        if !(1..=triad_net::LANES_MAX).contains(&file.mesh.lanes) {
+            return Err(invalid(
+                "mesh.lanes",
+                format!(
+                    "{} connections per peer; use 1 to {}",
+                    file.mesh.lanes,
+                    triad_net::LANES_MAX
+                ),
             ));
         }
         if let Some(address) = file.metrics_listen

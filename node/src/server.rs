@@ -923,6 +923,8 @@ fn mesh_config(shared: &Shared, identity: NodeIdentity) -> Result<MeshConfig, tr
     mesh.recv_timeout = Some(config.peer_timeout());
     mesh.idle_timeout = Duration::from_millis(config.file.limits.idle_timeout_ms);
     mesh.worker_threads = config.file.threads.network;
+    mesh.lanes = config.file.mesh.lanes;
+    mesh.part_words = config.file.mesh.part_words;
     // No frame of a query can exceed what the memory budget lets a query
     // hold, so a peer announcing more is refused before anything is
     // allocated for it.

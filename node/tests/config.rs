@@ -165,6 +165,12 @@ fn mistakes_are_named() {
             "peer.operator_public_key",
         ),
         ("compute = 2", "compute = 0", "threads"),
+        ("lanes = 1", "lanes = 0", "mesh.lanes"),
+        (
+            "lanes = 1",
+            "lanes = 17",
+            "17 connections per peer; use 1 to 16",
+        ),
         (
             "rows_max = 4294967296",
             "rows_max = 1\nsurprise = 1",

@@ -68,6 +68,12 @@ pub struct MeshConfig {
     /// every frame whole. Small parts start the link sooner, and each costs
     /// a wake-up of the network runtime.
     pub part_words: usize,
+    /// Connections to each peer ("lanes", 1 to 16). The parts of large
+    /// frames are spread over them in turn, and each connection encrypts
+    /// and sends on its own task, so a link can use more than one core of
+    /// the network runtime (`worker_threads`); with one worker, one lane is
+    /// as fast. All three nodes must use the same count.
+    pub lanes: usize,
     /// Flow-control window per stream, in bytes (the connection window and
     /// the send window are twice this). Must cover the link's
     /// bandwidth-delay product: quinn's defaults suit 100 Mbit/s.
@@ -97,6 +103,7 @@ impl MeshConfig {
             worker_threads: 1,
             frame_words_max: 1 << 31,
             part_words: 1 << 16,
+            lanes: 1,
             window_bytes: 64 << 20,
             socket_buffer_bytes: 4 << 20,
         }
@@ -131,6 +138,9 @@ impl MeshConfig {
         }
         if self.worker_threads == 0 {
             return Err(ConfigProblem::NoWorkerThreads);
+        }
+        if !(1..=LANES_MAX).contains(&self.lanes) {
+            return Err(ConfigProblem::Lanes { lanes: self.lanes });
         }
         self.windows()?;
         Ok(())
@@ -184,6 +194,9 @@ impl MeshConfig {
         Ok(transport)
     }
 }
+
+/// Most connections to one peer.
+pub const LANES_MAX: usize = 16;
 
 /// Largest UDP payload used towards a peer on this host. Loopback's MTU is
 /// 64 KiB, and per-packet work (header protection, AEAD setup, frame

@@ -132,6 +132,18 @@ pub enum NetError {
         /// The peer.
         peer: PartyId,
     },
+    /// The peer links with another number of connections than this node.
+    #[error(
+        "{peer} links with {theirs} connections, this node with {ours}; set the same `lanes` on all three nodes"
+    )]
+    LanesMismatch {
+        /// The peer.
+        peer: PartyId,
+        /// This node's lane count.
+        ours: usize,
+        /// The peer's.
+        theirs: usize,
+    },
     /// The peer's hello names another party than its certificate.
     #[error("{peer} (by its certificate) claims to be party {claimed}")]
     WrongParty {
@@ -209,6 +221,12 @@ pub enum ConfigProblem {
     /// The network runtime needs at least one worker thread.
     #[error("the network runtime needs at least one worker thread")]
     NoWorkerThreads,
+    /// The lane count is outside 1 to 16.
+    #[error("lanes = {lanes}: links to a peer need 1 to 16 connections")]
+    Lanes {
+        /// The count configured.
+        lanes: usize,
+    },
     /// A flow-control window is zero or too large for QUIC.
     #[error("flow-control window of {bytes} bytes is not in 1..2^62")]
     Window {

@@ -53,7 +53,7 @@ mod transport;
 mod wire;
 
 pub use client::{Call, ClientConnection, ClientListener, LinkConfig, LinkError, NodeLink};
-pub use config::{MeshConfig, PeerConfig};
+pub use config::{LANES_MAX, MeshConfig, PeerConfig};
 pub use error::{ConfigProblem, NetError};
 pub use identity::{NodeIdentity, fingerprint, load_certificate};
 pub use mesh::MeshListener;

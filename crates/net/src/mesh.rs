@@ -1,6 +1,6 @@
 //! Forming the mesh: bind, dial the lower-index peers, accept the
-//! higher-index ones, and exchange hellos on one unidirectional stream per
-//! direction.
+//! higher-index ones (one connection per lane), and exchange hellos on one
+//! unidirectional stream per direction of each connection.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use crate::error::{ConfigProblem, NetError};
 use crate::identity::fingerprint;
 use crate::tls;
 use crate::transport::QuicTransport;
-use crate::wire::{self, HELLO_BYTES, NET_PROTOCOL_VERSION};
+use crate::wire::{self, HELLO_BYTES, LANE_BYTES, NET_PROTOCOL_VERSION};
 
 /// Application close codes, seen by the peer.
 pub(crate) mod close_code {
@@ -32,6 +32,8 @@ pub(crate) mod close_code {
     pub(crate) const DUPLICATE: u32 = 3;
     /// A frame header announced more than the receiver accepts.
     pub(crate) const FRAME_TOO_LARGE: u32 = 4;
+    /// The hello carried another lane count; the reason holds ours.
+    pub(crate) const LANES: u32 = 5;
 }
 
 /// Server name sent when dialing. Not checked: the certificate is pinned.
@@ -243,9 +245,11 @@ fn udp_socket(address: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::
     Ok(socket.into())
 }
 
-/// One peer's connection and the two streams on it, after the hellos.
+/// One connection to a peer and the two streams on it, after the hellos.
 pub(crate) struct Link {
     pub(crate) peer: PartyId,
+    /// Which of the peer's connections this is.
+    pub(crate) lane: usize,
     pub(crate) connection: Connection,
     pub(crate) send: SendStream,
     pub(crate) recv: RecvStream,
@@ -282,18 +286,33 @@ async fn form(
         } else {
             transport.clone()
         });
-        let endpoint = endpoint.clone();
-        let peer = peer.party;
-        tasks.spawn(async move {
-            let link = dial(&endpoint, client, me, peer, address, version, deadline).await?;
-            Ok(vec![link])
-        });
+        for lane in 0..config.lanes {
+            let endpoint = endpoint.clone();
+            let client = client.clone();
+            let hello = Hello {
+                me,
+                version,
+                lane,
+                lanes: config.lanes,
+            };
+            let peer = peer.party;
+            tasks.spawn(async move {
+                let link = dial(&endpoint, client, hello, peer, address, deadline).await?;
+                Ok(vec![link])
+            });
+        }
     }
     if !accepted.is_empty() {
         let endpoint = endpoint.clone();
-        tasks.spawn(async move {
-            accept(&endpoint, &loopback_server, me, accepted, version, deadline).await
-        });
+        let hello = Hello {
+            me,
+            version,
+            lane: 0,
+            lanes: config.lanes,
+        };
+        tasks.spawn(
+            async move { accept(&endpoint, &loopback_server, hello, accepted, deadline).await },
+        );
     }
     let mut links = Vec::new();
     let mut missing = Vec::new();
@@ -319,6 +338,7 @@ async fn form(
         Ok(links)
     } else {
         missing.sort();
+        missing.dedup();
         Err(NetError::ConnectTimeout {
             missing,
             timeout_ms,
@@ -326,17 +346,36 @@ async fn form(
     }
 }
 
-/// Dials `peer` until it answers or the deadline passes, then exchanges
-/// hellos (ours first).
+/// What this node says in its hellos: who it is, the protocol version, and
+/// which lane of how many (the acceptor answers on the dialer's lane).
+#[derive(Clone, Copy, Debug)]
+struct Hello {
+    me: PartyId,
+    version: u32,
+    lane: usize,
+    lanes: usize,
+}
+
+impl Hello {
+    fn bytes(&self) -> [u8; HELLO_BYTES + LANE_BYTES] {
+        let mut bytes = [0u8; HELLO_BYTES + LANE_BYTES];
+        bytes[..HELLO_BYTES].copy_from_slice(&wire::hello(self.version, self.me));
+        bytes[HELLO_BYTES..].copy_from_slice(&wire::lane(self.lane, self.lanes));
+        bytes
+    }
+}
+
+/// Dials lane `hello.lane` to `peer` until it answers or the deadline
+/// passes, then exchanges hellos (ours first).
 async fn dial(
     endpoint: &Endpoint,
     client: quinn::ClientConfig,
-    me: PartyId,
+    hello: Hello,
     peer: PartyId,
     address: SocketAddr,
-    version: u32,
     deadline: Instant,
 ) -> Result<Link, NetError> {
+    let Hello { version, lanes, .. } = hello;
     let timeout = || NetError::ConnectTimeout {
         missing: vec![peer],
         timeout_ms: 0,
@@ -373,31 +412,44 @@ async fn dial(
         let mut send = connection
             .open_uni()
             .await
-            .map_err(|source| lost(peer, source, version))?;
-        send.write_all(&wire::hello(version, me))
+            .map_err(|source| lost(peer, source, hello))?;
+        send.write_all(&hello.bytes())
             .await
             .map_err(|source| match source {
-                quinn::WriteError::ConnectionLost(source) => lost(peer, source, version),
+                quinn::WriteError::ConnectionLost(source) => lost(peer, source, hello),
                 source => NetError::Write { peer, source },
             })?;
         let mut recv = connection
             .accept_uni()
             .await
-            .map_err(|source| lost(peer, source, version))?;
-        let hello = read_hello(&mut recv, peer, version).await?;
-        Ok::<_, NetError>((send, recv, hello))
+            .map_err(|source| lost(peer, source, hello))?;
+        let theirs = read_hello(&mut recv, peer, hello).await?;
+        if let Err(error) = wire::check_hello(&theirs, version, peer) {
+            refuse(&connection, &error, hello);
+            return Err(error);
+        }
+        let lane = read_lane(&mut recv, peer, hello).await;
+        match lane.and_then(|bytes| wire::check_lane(bytes, lanes, peer)) {
+            Ok(lane) if lane == hello.lane => Ok((send, recv)),
+            Ok(_) => {
+                let error = NetError::BadHello { peer };
+                refuse(&connection, &error, hello);
+                Err(error)
+            }
+            Err(error) => {
+                refuse(&connection, &error, hello);
+                Err(error)
+            }
+        }
     };
-    let (send, recv, hello) = match timeout_at(deadline, exchange).await {
+    let (send, recv) = match timeout_at(deadline, exchange).await {
         Ok(result) => result?,
         Err(_) => return Err(timeout()),
     };
-    if let Err(error) = wire::check_hello(&hello, version, peer) {
-        refuse(&connection, &error, version);
-        return Err(error);
-    }
-    tracing::info!(peer = peer.index(), %address, "dialed");
+    tracing::info!(peer = peer.index(), lane = hello.lane, %address, "dialed");
     Ok(Link {
         peer,
+        lane: hello.lane,
         connection,
         send,
         recv,
@@ -422,21 +474,22 @@ fn retryable(error: &ConnectionError) -> bool {
 async fn accept(
     endpoint: &Endpoint,
     loopback_server: &Arc<quinn::ServerConfig>,
-    me: PartyId,
+    ours: Hello,
     expected: Vec<(PartyId, CertificateDer<'static>)>,
-    version: u32,
     deadline: Instant,
 ) -> Result<Vec<Link>, NetError> {
+    let Hello { version, lanes, .. } = ours;
     let mut links: Vec<Link> = Vec::new();
+    let count = |links: &[Link], peer: PartyId| links.iter().filter(|l| l.peer == peer).count();
     let missing = |links: &[Link]| NetError::ConnectTimeout {
         missing: expected
             .iter()
             .map(|(p, _)| *p)
-            .filter(|p| links.iter().all(|l| l.peer != *p))
+            .filter(|p| count(links, *p) < lanes)
             .collect(),
         timeout_ms: 0,
     };
-    while links.len() < expected.len() {
+    while links.len() < expected.len() * lanes {
         let incoming = match timeout_at(deadline, endpoint.accept()).await {
             Ok(Some(incoming)) => incoming,
             Ok(None) | Err(_) => return Err(missing(&links)),
@@ -467,8 +520,8 @@ async fn accept(
             connection.close(VarInt::from_u32(close_code::PROTOCOL), b"unknown peer");
             continue;
         };
-        if links.iter().any(|l| l.peer == peer) {
-            tracing::warn!(peer = peer.index(), %remote, "second connection refused");
+        if count(&links, peer) >= lanes {
+            tracing::warn!(peer = peer.index(), %remote, "connection beyond the lanes refused");
             connection.close(
                 VarInt::from_u32(close_code::DUPLICATE),
                 b"already connected",
@@ -480,26 +533,44 @@ async fn accept(
                 .accept_uni()
                 .await
                 .map_err(|source| NetError::Connection { peer, source })?;
-            let hello = read_hello(&mut recv, peer, version).await?;
-            if let Err(error) = wire::check_hello(&hello, version, peer) {
-                refuse(&connection, &error, version);
+            let theirs = read_hello(&mut recv, peer, ours).await?;
+            if let Err(error) = wire::check_hello(&theirs, version, peer) {
+                refuse(&connection, &error, ours);
                 return Err(error);
             }
+            let lane = read_lane(&mut recv, peer, ours)
+                .await
+                .and_then(|bytes| wire::check_lane(bytes, lanes, peer));
+            let lane = match lane {
+                Ok(lane) => lane,
+                Err(error) => {
+                    refuse(&connection, &error, ours);
+                    return Err(error);
+                }
+            };
             let mut send = connection
                 .open_uni()
                 .await
                 .map_err(|source| NetError::Connection { peer, source })?;
-            send.write_all(&wire::hello(version, me))
+            send.write_all(&Hello { lane, ..ours }.bytes())
                 .await
                 .map_err(|source| NetError::Write { peer, source })?;
-            Ok((send, recv))
+            Ok((send, recv, lane))
         };
         let hello_deadline = deadline.min(Instant::now() + HELLO_MAX);
         match timeout_at(hello_deadline, exchange).await {
-            Ok(Ok((send, recv))) => {
-                tracing::info!(peer = peer.index(), %remote, "accepted");
+            Ok(Ok((_, _, lane))) if links.iter().any(|l| l.peer == peer && l.lane == lane) => {
+                tracing::warn!(peer = peer.index(), lane, %remote, "second connection refused");
+                connection.close(
+                    VarInt::from_u32(close_code::DUPLICATE),
+                    b"already connected",
+                );
+            }
+            Ok(Ok((send, recv, lane))) => {
+                tracing::info!(peer = peer.index(), lane, %remote, "accepted");
                 links.push(Link {
                     peer,
+                    lane,
                     connection,
                     send,
                     recv,
@@ -507,6 +578,7 @@ async fn accept(
             }
             Ok(Err(
                 error @ (NetError::VersionMismatch { .. }
+                | NetError::LanesMismatch { .. }
                 | NetError::WrongParty { .. }
                 | NetError::BadHello { .. }),
             )) => return Err(error),
@@ -543,41 +615,69 @@ fn identify(
 async fn read_hello(
     recv: &mut RecvStream,
     peer: PartyId,
-    version: u32,
+    ours: Hello,
 ) -> Result<[u8; HELLO_BYTES], NetError> {
     let mut hello = [0u8; HELLO_BYTES];
-    recv.read_exact(&mut hello)
-        .await
-        .map_err(|source| match source {
-            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(source)) => {
-                lost(peer, source, version)
-            }
-            quinn::ReadExactError::FinishedEarly(_) => NetError::BadHello { peer },
-            source => NetError::Read { peer, source },
-        })?;
+    read_greeting(recv, peer, ours, &mut hello).await?;
     Ok(hello)
 }
 
-/// Closes a connection whose hello was refused, telling the peer why.
-fn refuse(connection: &Connection, error: &NetError, version: u32) {
-    let code = match error {
-        NetError::VersionMismatch { .. } => close_code::VERSION,
-        _ => close_code::PROTOCOL,
-    };
-    connection.close(VarInt::from_u32(code), &wire::version_reason(version));
+async fn read_lane(
+    recv: &mut RecvStream,
+    peer: PartyId,
+    ours: Hello,
+) -> Result<[u8; LANE_BYTES], NetError> {
+    let mut lane = [0u8; LANE_BYTES];
+    read_greeting(recv, peer, ours, &mut lane).await?;
+    Ok(lane)
 }
 
-/// The error for a connection lost during the hellos: a version refusal by
-/// the peer becomes a [`NetError::VersionMismatch`] naming both versions.
-fn lost(peer: PartyId, source: ConnectionError, version: u32) -> NetError {
+async fn read_greeting(
+    recv: &mut RecvStream,
+    peer: PartyId,
+    ours: Hello,
+    buf: &mut [u8],
+) -> Result<(), NetError> {
+    recv.read_exact(buf).await.map_err(|source| match source {
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(source)) => {
+            lost(peer, source, ours)
+        }
+        quinn::ReadExactError::FinishedEarly(_) => NetError::BadHello { peer },
+        source => NetError::Read { peer, source },
+    })
+}
+
+/// Closes a connection whose hello was refused, telling the peer why (a
+/// version or lane count mismatch carries ours).
+fn refuse(connection: &Connection, error: &NetError, ours: Hello) {
+    let (code, said) = match error {
+        NetError::VersionMismatch { .. } => (close_code::VERSION, ours.version),
+        NetError::LanesMismatch { .. } => (close_code::LANES, ours.lanes as u32),
+        _ => (close_code::PROTOCOL, ours.version),
+    };
+    connection.close(VarInt::from_u32(code), &wire::version_reason(said));
+}
+
+/// The error for a connection lost during the hellos: a version or lane
+/// count refusal by the peer becomes a mismatch naming both values.
+fn lost(peer: PartyId, source: ConnectionError, ours: Hello) -> NetError {
     match &source {
         ConnectionError::ApplicationClosed(close)
             if close.error_code == VarInt::from_u32(close_code::VERSION) =>
         {
             NetError::VersionMismatch {
                 peer,
-                ours: version,
+                ours: ours.version,
                 theirs: wire::version_from_reason(&close.reason),
+            }
+        }
+        ConnectionError::ApplicationClosed(close)
+            if close.error_code == VarInt::from_u32(close_code::LANES) =>
+        {
+            NetError::LanesMismatch {
+                peer,
+                ours: ours.lanes,
+                theirs: wire::version_from_reason(&close.reason) as usize,
             }
         }
         _ => NetError::Connection { peer, source },
@@ -592,6 +692,11 @@ mod tests {
 
     /// Three listeners on loopback port 0 with each other's addresses.
     fn listeners() -> [MeshListener; 3] {
+        listeners_with(|_, _| {})
+    }
+
+    /// As [`listeners`], with each party's configuration adjusted.
+    fn listeners_with(tweak: impl Fn(PartyId, &mut MeshConfig)) -> [MeshListener; 3] {
         let identities = [(); 3].map(|_| NodeIdentity::generate().unwrap());
         let mut listeners = PartyId::ALL.map(|me| {
             let peers = PartyId::ALL
@@ -611,6 +716,7 @@ mod tests {
                 peers,
             );
             config.connect_timeout = Duration::from_secs(5);
+            tweak(me, &mut config);
             MeshListener::bind(config).unwrap()
         });
         let addresses = listeners.each_ref().map(|l| l.local_addr());
@@ -663,6 +769,89 @@ mod tests {
                     (NET_PROTOCOL_VERSION + 1, NET_PROTOCOL_VERSION)
                 );
             }
+            other => panic!("party 2: {other:?}"),
+        }
+    }
+
+    /// With three lanes every peer is linked by three connections, and
+    /// frames whole and in parts, spread over them, arrive whole and in
+    /// order.
+    #[test]
+    fn three_lanes_carry_frames_whole_and_in_parts() {
+        use triad_ring::Transport;
+        let results = std::thread::scope(|s| {
+            let handles = listeners_with(|_, c| {
+                c.lanes = 3;
+                c.part_words = 1000;
+            })
+            .map(|l| s.spawn(move || l.connect()));
+            handles.map(|h| h.join().unwrap())
+        });
+        let mut transports = results.map(|r| r.unwrap());
+        for t in &transports {
+            assert_eq!(t.lane_counts(), vec![3, 3]);
+        }
+        let frame = |from: PartyId, len: usize| -> Vec<u64> {
+            (0..len as u64)
+                .map(|i| i * 7 + from.index() as u64)
+                .collect()
+        };
+        // Lengths that leave the next part on every lane in turn.
+        let lengths = [0usize, 1, 2500, 7, 10_000, 3, 1000, 0, 4001];
+        for t in &mut transports {
+            let me = t.party();
+            for peer in PartyId::ALL.into_iter().filter(|p| *p != me) {
+                for (i, len) in lengths.into_iter().enumerate() {
+                    let words = frame(me, len);
+                    if i % 2 == 0 {
+                        t.send(peer, words).unwrap();
+                    } else {
+                        let mut parts = words.chunks(999).map(<[u64]>::to_vec);
+                        t.send_parts(peer, len, &mut || parts.next().unwrap_or_default())
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        for t in &mut transports {
+            let me = t.party();
+            for peer in PartyId::ALL.into_iter().filter(|p| *p != me) {
+                for len in lengths {
+                    assert_eq!(t.recv(peer).unwrap(), frame(peer, len), "{len} words");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lane_count_mismatch_is_refused_with_both_counts_named() {
+        let results = std::thread::scope(|s| {
+            let handles = listeners_with(|me, c| {
+                c.lanes = if me == PartyId::P2 { 2 } else { 1 };
+            })
+            .map(|l| s.spawn(move || l.connect()));
+            handles.map(|h| h.join().unwrap())
+        });
+        let [r0, r1, r2] = results;
+        // Parties 0 and 1 agree with each other; either may see party 2's
+        // dial dropped before its hello, but one must name the counts.
+        let mut named = 0;
+        for result in [r0, r1] {
+            match result {
+                Err(NetError::LanesMismatch {
+                    peer: PartyId::P2,
+                    ours: 1,
+                    theirs: 2,
+                }) => named += 1,
+                Err(_) => {}
+                Ok(_) => panic!("a mesh formed with mismatched lanes"),
+            }
+        }
+        assert!(named >= 1, "no acceptor reported the lane counts");
+        match r2 {
+            Err(NetError::LanesMismatch {
+                ours: 2, theirs: 1, ..
+            }) => {}
             other => panic!("party 2: {other:?}"),
         }
     }

@@ -49,10 +49,15 @@ pub struct QuicTransport {
 
 /// The channels and tasks of the link to one peer.
 struct PeerLink {
-    outgoing: UnboundedSender<Part>,
+    /// One queue per lane; the writer of each drains it onto that lane's
+    /// stream.
+    outgoing: Vec<UnboundedSender<Part>>,
+    /// The lane of the next part (parts go to the lanes in turn).
+    next_lane: usize,
     incoming: Receiver<Incoming>,
-    connection: Connection,
-    writer: JoinHandle<()>,
+    /// One connection per lane.
+    connections: Vec<Connection>,
+    writers: Vec<JoinHandle<()>>,
     reader: JoinHandle<()>,
 }
 
@@ -62,7 +67,11 @@ impl fmt::Debug for QuicTransport {
             .links
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|l| (i, l.connection.remote_address())))
+            .filter_map(|(i, l)| {
+                l.as_ref()
+                    .and_then(|l| l.connections.first())
+                    .map(|c| (i, c.remote_address()))
+            })
             .collect();
         f.debug_struct("QuicTransport")
             .field("party", &self.party)
@@ -110,24 +119,47 @@ impl QuicTransport {
         endpoint: Endpoint,
         links: Vec<Link>,
     ) -> QuicTransport {
-        let mut peers: [Option<PeerLink>; 3] = Default::default();
+        let mut by_peer: [Vec<Link>; 3] = Default::default();
         for link in links {
-            let peer = link.peer;
-            let (outgoing, queue) = unbounded_channel();
+            by_peer[link.peer.index()].push(link);
+        }
+        let mut peers: [Option<PeerLink>; 3] = Default::default();
+        for (lanes, slot) in by_peer.into_iter().zip(&mut peers) {
+            let Some(peer) = lanes.first().map(|l| l.peer) else {
+                continue;
+            };
+            let mut lanes = lanes;
+            lanes.sort_by_key(|l| l.lane);
+            let mut outgoing = Vec::with_capacity(lanes.len());
+            let mut writers = Vec::with_capacity(lanes.len());
+            let mut streams = Vec::with_capacity(lanes.len());
+            let mut connections = Vec::with_capacity(lanes.len());
+            for link in lanes {
+                let (sender, queue) = unbounded_channel();
+                outgoing.push(sender);
+                writers.push(runtime.spawn(write_frames(
+                    peer,
+                    link.send,
+                    queue,
+                    config.close_timeout,
+                )));
+                streams.push(link.recv);
+                connections.push(link.connection);
+            }
             let (deliver, incoming) = std::sync::mpsc::channel();
-            let writer = runtime.spawn(write_frames(peer, link.send, queue, config.close_timeout));
             let reader = runtime.spawn(read_frames(
                 peer,
-                link.recv,
-                link.connection.clone(),
+                streams,
+                connections.clone(),
                 deliver,
                 config.frame_words_max,
             ));
-            peers[peer.index()] = Some(PeerLink {
+            *slot = Some(PeerLink {
                 outgoing,
+                next_lane: 0,
                 incoming,
-                connection: link.connection,
-                writer,
+                connections,
+                writers,
                 reader,
             });
         }
@@ -150,7 +182,18 @@ impl QuicTransport {
         self.links
             .iter()
             .flatten()
-            .map(|l| l.connection.stats().path.current_mtu)
+            .flat_map(|l| &l.connections)
+            .map(|c| c.stats().path.current_mtu)
+            .collect()
+    }
+
+    /// Connections to each peer (tests check the lanes formed).
+    #[cfg(test)]
+    pub(crate) fn lane_counts(&self) -> Vec<usize> {
+        self.links
+            .iter()
+            .flatten()
+            .map(|l| l.connections.len())
             .collect()
     }
 
@@ -158,6 +201,18 @@ impl QuicTransport {
         self.links[peer.index()]
             .as_ref()
             .ok_or(TransportError::SelfMessage { party: self.party })
+    }
+
+    /// Queues `part` for `to` on the next lane.
+    fn queue(&mut self, to: PartyId, part: Part) -> Result<(), TransportError> {
+        let link = self.links[to.index()]
+            .as_mut()
+            .ok_or(TransportError::SelfMessage { party: self.party })?;
+        let lane = link.next_lane;
+        link.next_lane = (lane + 1) % link.outgoing.len();
+        link.outgoing[lane]
+            .send(part)
+            .map_err(|_| TransportError::Closed { peer: to })
     }
 
     /// Ends every link; `graceful` first lets the writers deliver what was
@@ -182,36 +237,43 @@ impl QuicTransport {
             for link in links {
                 let PeerLink {
                     outgoing,
-                    connection,
-                    writer,
+                    connections,
+                    writers,
                     reader,
                     ..
                 } = link;
-                // Closing the queue tells the writer to finish the stream.
+                // Closing the queues tells the writers to finish the streams.
                 drop(outgoing);
-                tasks.push((connection, writer, reader));
+                tasks.push((connections, writers, reader));
             }
             if graceful {
-                for (_, writer, _) in &mut tasks {
-                    let _ = tokio::time::timeout_at(deadline, writer).await;
+                for (_, writers, _) in &mut tasks {
+                    for writer in writers {
+                        let _ = tokio::time::timeout_at(deadline, writer).await;
+                    }
                 }
             }
-            for (connection, writer, reader) in tasks {
-                // Enough to tell a link that lost packets or never found a
-                // large MTU from a healthy one.
-                let stats = connection.stats();
-                tracing::debug!(
-                    remote = %connection.remote_address(),
-                    mtu = stats.path.current_mtu,
-                    rtt_us = stats.path.rtt.as_micros() as u64,
-                    cwnd = stats.path.cwnd,
-                    lost_packets = stats.path.lost_packets,
-                    datagrams_sent = stats.udp_tx.datagrams,
-                    datagrams_received = stats.udp_rx.datagrams,
-                    "link statistics"
-                );
-                connection.close(VarInt::from_u32(close_code::DONE), b"closed");
-                writer.abort();
+            for (connections, writers, reader) in tasks {
+                for (lane, connection) in connections.iter().enumerate() {
+                    // Enough to tell a link that lost packets or never found
+                    // a large MTU from a healthy one.
+                    let stats = connection.stats();
+                    tracing::debug!(
+                        remote = %connection.remote_address(),
+                        lane,
+                        mtu = stats.path.current_mtu,
+                        rtt_us = stats.path.rtt.as_micros() as u64,
+                        cwnd = stats.path.cwnd,
+                        lost_packets = stats.path.lost_packets,
+                        datagrams_sent = stats.udp_tx.datagrams,
+                        datagrams_received = stats.udp_rx.datagrams,
+                        "link statistics"
+                    );
+                    connection.close(VarInt::from_u32(close_code::DONE), b"closed");
+                }
+                for writer in writers {
+                    writer.abort();
+                }
                 reader.abort();
             }
             if let Some(endpoint) = endpoint {
@@ -232,13 +294,13 @@ impl Drop for QuicTransport {
 impl Transport for QuicTransport {
     fn send(&mut self, to: PartyId, message: Vec<u64>) -> Result<(), TransportError> {
         let frame = message.len();
-        self.link(to)?
-            .outgoing
-            .send(Part {
+        self.queue(
+            to,
+            Part {
                 words: message,
                 frame,
-            })
-            .map_err(|_| TransportError::Closed { peer: to })
+            },
+        )
     }
 
     fn part_words(&self) -> Option<usize> {
@@ -251,7 +313,7 @@ impl Transport for QuicTransport {
         words: usize,
         next_part: &mut dyn FnMut() -> Vec<u64>,
     ) -> Result<(), TransportError> {
-        let outgoing = &self.link(to)?.outgoing;
+        self.link(to)?;
         let mut sent = 0;
         while sent < words || words == 0 {
             let part = next_part();
@@ -266,12 +328,13 @@ impl Transport for QuicTransport {
                 ));
             }
             sent += part.len();
-            outgoing
-                .send(Part {
+            self.queue(
+                to,
+                Part {
                     words: part,
                     frame: words,
-                })
-                .map_err(|_| TransportError::Closed { peer: to })?;
+                },
+            )?;
             if words == 0 {
                 break;
             }
@@ -343,14 +406,17 @@ async fn write_frames(
     }
 }
 
-/// Reads frames from the peer into `deliver` until the stream ends.
+/// Reads frames from the peer into `deliver` until its streams end: part
+/// `k` from lane `k mod lanes`, as the peer sent them.
 async fn read_frames(
     peer: PartyId,
-    mut stream: quinn::RecvStream,
-    connection: Connection,
+    mut streams: Vec<quinn::RecvStream>,
+    connections: Vec<Connection>,
     deliver: Sender<Incoming>,
     words_max: u64,
 ) {
+    let lanes = streams.len();
+    let mut lane = 0;
     let fail = |error: NetError| {
         let kind = match error {
             NetError::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
@@ -366,6 +432,8 @@ async fn read_frames(
         // Gather parts until the frame is whole (an empty frame is one
         // empty part).
         while expected.is_none_or(|n| frame.len() < n) {
+            let stream = &mut streams[lane];
+            lane = (lane + 1) % lanes;
             let mut header = [0u8; HEADER_BYTES];
             match stream.read_exact(&mut header).await {
                 Ok(()) => {}
@@ -381,10 +449,12 @@ async fn read_frames(
                 Ok(counts) => counts,
                 Err(error) => {
                     // The stream cannot be resynchronised: end the link.
-                    connection.close(
-                        VarInt::from_u32(close_code::FRAME_TOO_LARGE),
-                        b"bad frame header",
-                    );
+                    for connection in &connections {
+                        connection.close(
+                            VarInt::from_u32(close_code::FRAME_TOO_LARGE),
+                            b"bad frame header",
+                        );
+                    }
                     return fail(error);
                 }
             };
@@ -392,7 +462,7 @@ async fn read_frames(
                 expected = Some(n);
                 frame.reserve_exact(n);
             }
-            match read_words(&mut stream, &mut frame, part).await {
+            match read_words(stream, &mut frame, part).await {
                 Ok(true) => {}
                 Ok(false) => return fail(NetError::TruncatedFrame { peer }),
                 Err(error) => return read_failed(peer, error, fail),

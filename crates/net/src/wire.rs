@@ -5,9 +5,16 @@
 //!
 //! ```text
 //! hello   = "triadnet" (8 bytes) | version: u32 LE | party index: u32 LE
+//!           | lane: u16 LE | lanes: u16 LE
 //! frame   = part+
 //! part    = part words p: u64 LE | frame words n: u64 LE | p words, each u64 LE
 //! ```
+//!
+//! Two peers may be linked by several connections ("lanes"), each with one
+//! stream per direction; the hello says which lane of how many this is.
+//! Parts go to the lanes in turn (part `k` of everything sent to a peer on
+//! lane `k mod lanes`), so each lane's connection encrypts and sends its
+//! share of a large frame on its own runtime task.
 //!
 //! A frame of `n` words travels as one or more parts whose word counts add
 //! up to `n` (a frame of no words is one empty part), so a sender can put
@@ -29,6 +36,11 @@ pub const NET_PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes of a hello.
 pub(crate) const HELLO_BYTES: usize = 16;
+
+/// Bytes of the lane words that follow a hello (read only once the hello's
+/// version is known to match, so that a node of another version is named
+/// as such rather than as a malformed hello).
+pub(crate) const LANE_BYTES: usize = 4;
 
 /// First bytes of every hello.
 const MAGIC: &[u8; 8] = b"triadnet";
@@ -130,6 +142,37 @@ pub(crate) fn part_words(
     Ok((part as usize, frame_len))
 }
 
+/// The lane words after a hello: this connection is lane `lane` of
+/// `lanes`.
+pub(crate) fn lane(lane: usize, lanes: usize) -> [u8; LANE_BYTES] {
+    let mut bytes = [0u8; LANE_BYTES];
+    bytes[..2].copy_from_slice(&(lane as u16).to_le_bytes());
+    bytes[2..].copy_from_slice(&(lanes as u16).to_le_bytes());
+    bytes
+}
+
+/// Checks the lane words from `peer` against our lane count; gives the
+/// lane.
+pub(crate) fn check_lane(
+    bytes: [u8; LANE_BYTES],
+    lanes: usize,
+    peer: PartyId,
+) -> Result<usize, NetError> {
+    let lane = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+    let theirs = usize::from(u16::from_le_bytes([bytes[2], bytes[3]]));
+    if theirs != lanes {
+        return Err(NetError::LanesMismatch {
+            peer,
+            ours: lanes,
+            theirs,
+        });
+    }
+    if lane >= lanes {
+        return Err(NetError::BadHello { peer });
+    }
+    Ok(lane)
+}
+
 /// Bytes of the reason sent with a version-mismatch close: our version, so
 /// the dialer can name both.
 pub(crate) fn version_reason(version: u32) -> [u8; 4] {
@@ -172,6 +215,30 @@ mod tests {
         garbage[0] = b'x';
         assert!(matches!(
             check_hello(&garbage, NET_PROTOCOL_VERSION, PartyId::P2),
+            Err(NetError::BadHello { .. })
+        ));
+    }
+
+    #[test]
+    fn lane_words_round_trip_and_a_lane_count_mismatch_is_named() {
+        let p = PartyId::P1;
+        assert_eq!(check_lane(lane(0, 1), 1, p).unwrap(), 0);
+        assert_eq!(check_lane(lane(2, 3), 3, p).unwrap(), 2);
+        let error = check_lane(lane(0, 2), 4, p).unwrap_err();
+        assert!(matches!(
+            error,
+            NetError::LanesMismatch {
+                ours: 4,
+                theirs: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            error.to_string(),
+            "party 1 links with 2 connections, this node with 4; set the same `lanes` on all three nodes"
+        );
+        assert!(matches!(
+            check_lane(lane(3, 3), 3, p),
             Err(NetError::BadHello { .. })
         ));
     }

@@ -98,9 +98,13 @@ fn three_parties_multiply_and_compare_over_quic() {
     let b = center(values(seed + 1, n));
     let big = 1 << 20;
 
-    // Parts of 1000 words: the multiplication's and comparison's frames
-    // travel in parts and are gathered again.
-    let transports = mesh(|c| c.part_words = 1000);
+    // Parts of 1000 words over two connections per peer: the
+    // multiplication's and comparison's frames travel in parts, spread over
+    // the lanes, and are gathered again.
+    let transports = mesh(|c| {
+        c.part_words = 1000;
+        c.lanes = 2;
+    });
     let results: Vec<(Vec<u64>, Vec<bool>)> = thread::scope(|s| {
         let handles: Vec<_> = transports
             .into_iter()
@@ -275,13 +279,17 @@ fn a_peer_that_closes_delivers_its_last_frames_then_reads_as_closed() {
 }
 
 /// Frames of random lengths (empty ones too) cut into parts of random
-/// lengths, both directions at once, arrive whole and in order; a producer
+/// lengths, over three connections per peer, both directions at once,
+/// arrive whole and in order; a producer
 /// that runs dry or past the frame is refused at the sender.
 #[test]
 fn frames_sent_in_parts_arrive_whole_and_in_order() {
     let seed = 0x7061_7274_7301;
     println!("seed {seed:#x}");
-    let [mut t0, mut t1, _t2] = mesh(|c| c.recv_timeout = Some(Duration::from_secs(30)));
+    let [mut t0, mut t1, _t2] = mesh(|c| {
+        c.recv_timeout = Some(Duration::from_secs(30));
+        c.lanes = 3;
+    });
     assert_eq!(t0.part_words(), Some(1 << 16));
     let frames: Vec<(Vec<u64>, Vec<usize>)> = (0..300u64)
         .map(|case| {
