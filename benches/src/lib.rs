@@ -78,6 +78,9 @@ pub struct Measurement {
     /// Words per part of a streamed frame (quic transport; 0: whole).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part_words: Option<usize>,
+    /// Connections between each two parties (quic transport).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lanes: Option<usize>,
 }
 
 /// Plaintext inputs of one benchmark, the same at every party.
@@ -451,6 +454,7 @@ pub fn combine(
         threads,
         net: None,
         part_words: None,
+        lanes: None,
     }
 }
 

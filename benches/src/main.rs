@@ -81,6 +81,13 @@ enum Command {
         /// every frame whole.
         #[arg(long, default_value_t = 1 << 16)]
         part_words: usize,
+        /// QUIC connections between each two parties (quic transport).
+        #[arg(long, default_value_t = 1)]
+        lanes: usize,
+        /// Worker threads of each party's network runtime (quic
+        /// transport).
+        #[arg(long, default_value_t = 1)]
+        network_threads: usize,
         /// A simulated network between the parties (quic transport), as
         /// for `e2e`: each party on a host of its own, links through a
         /// relay.
@@ -145,6 +152,12 @@ enum Command {
         /// Words per part of a streamed frame.
         #[arg(long)]
         part_words: usize,
+        /// Connections to each peer.
+        #[arg(long)]
+        lanes: usize,
+        /// Network runtime workers.
+        #[arg(long)]
+        network_threads: usize,
         /// Where to listen for the other parties.
         #[arg(long)]
         listen: std::net::SocketAddr,
@@ -185,6 +198,8 @@ fn main() -> anyhow::Result<()> {
             warmup,
             transport,
             part_words,
+            lanes,
+            network_threads,
             net,
         } => {
             let ops = op_list(&op)?;
@@ -206,6 +221,8 @@ fn main() -> anyhow::Result<()> {
                         warmup,
                         repeats: repeat,
                         part_words,
+                        lanes,
+                        network_threads,
                     };
                     let exe = std::env::current_exe()?;
                     let network = match net {
@@ -279,6 +296,8 @@ fn main() -> anyhow::Result<()> {
             repeat,
             warmup,
             part_words,
+            lanes,
+            network_threads,
             listen,
         } => {
             let plan = Plan {
@@ -288,6 +307,8 @@ fn main() -> anyhow::Result<()> {
                 warmup,
                 repeats: repeat,
                 part_words,
+                lanes,
+                network_threads,
             };
             party_main(party, &dir, listen, &plan)?;
         }

@@ -51,6 +51,10 @@ pub struct Plan {
     pub repeats: usize,
     /// Words per part of a streamed frame; 0 sends frames whole.
     pub part_words: usize,
+    /// Connections between each two parties.
+    pub lanes: usize,
+    /// Worker threads of each party's network runtime.
+    pub network_threads: usize,
 }
 
 fn certificate_path(dir: &Path, party: usize) -> PathBuf {
@@ -154,6 +158,8 @@ pub fn measure_processes(
             .args(["--warmup", &plan.warmup.to_string()])
             .args(["--repeat", &plan.repeats.to_string()])
             .args(["--part-words", &plan.part_words.to_string()])
+            .args(["--lanes", &plan.lanes.to_string()])
+            .args(["--network-threads", &plan.network_threads.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -194,6 +200,7 @@ pub fn measure_processes(
         let mut measurement = combine(op, plan.n, plan.threads, plan.repeats, "quic", &runs);
         measurement.net = net.map(|(name, _)| name);
         measurement.part_words = Some(plan.part_words);
+        measurement.lanes = Some(plan.lanes);
         emit(measurement)?;
     }
     for (party, (child, _)) in parties.0.iter_mut().enumerate() {
@@ -229,6 +236,8 @@ pub fn party_main(party: usize, dir: &Path, listen: SocketAddr, plan: &Plan) -> 
     // long before this.
     config.recv_timeout = Some(Duration::from_secs(300));
     config.part_words = plan.part_words;
+    config.lanes = plan.lanes;
+    config.worker_threads = plan.network_threads;
     let mut listener = MeshListener::bind(config)?;
 
     let mut stdout = std::io::stdout().lock();
