@@ -9,11 +9,13 @@
 //!   two others; a handshake with any other certificate fails. There is no
 //!   certificate authority to compromise and no name to spoof.
 //! - The mesh: for each pair of parties the higher index dials the lower,
-//!   the dialer opens with a hello (wire version, party index) that the
-//!   acceptor checks against the certificate the dialer presented
+//!   once per lane (`MeshConfig::lanes` connections per peer); the dialer
+//!   opens with a hello (wire version, party index, lane and lane count)
+//!   that the acceptor checks against the certificate the dialer presented
 //!   ([`MeshListener`], [`QuicTransport::connect_mesh`]).
-//! - Framing: one long-lived unidirectional stream per direction per peer;
-//!   a frame travels as one or more parts, each a little-endian part and
+//! - Framing: one long-lived unidirectional stream per direction per
+//!   connection; a frame travels as one or more parts, spread over the
+//!   lanes in turn, each a little-endian part and
 //!   frame word count and then the words as raw little-endian bytes, so
 //!   the protocol can stream a large vector while it computes the rest
 //!   (`Transport::send_parts`); frames are bounded by a configured maximum
