@@ -423,12 +423,12 @@ async fn dial(
             .accept_uni()
             .await
             .map_err(|source| lost(peer, source, hello))?;
-        let theirs = read_hello(&mut recv, peer, hello).await?;
+        let theirs = read_greeting::<HELLO_BYTES>(&mut recv, peer, hello).await?;
         if let Err(error) = wire::check_hello(&theirs, version, peer) {
             refuse(&connection, &error, hello);
             return Err(error);
         }
-        let lane = read_lane(&mut recv, peer, hello).await;
+        let lane = read_greeting::<LANE_BYTES>(&mut recv, peer, hello).await;
         match lane.and_then(|bytes| wire::check_lane(bytes, lanes, peer)) {
             Ok(lane) if lane == hello.lane => Ok((send, recv)),
             Ok(_) => {
@@ -533,12 +533,12 @@ async fn accept(
                 .accept_uni()
                 .await
                 .map_err(|source| NetError::Connection { peer, source })?;
-            let theirs = read_hello(&mut recv, peer, ours).await?;
+            let theirs = read_greeting::<HELLO_BYTES>(&mut recv, peer, ours).await?;
             if let Err(error) = wire::check_hello(&theirs, version, peer) {
                 refuse(&connection, &error, ours);
                 return Err(error);
             }
-            let lane = read_lane(&mut recv, peer, ours)
+            let lane = read_greeting::<LANE_BYTES>(&mut recv, peer, ours)
                 .await
                 .and_then(|bytes| wire::check_lane(bytes, lanes, peer));
             let lane = match lane {
@@ -612,39 +612,24 @@ fn identify(
     found
 }
 
-async fn read_hello(
+/// Reads the next `N` bytes of a peer's greeting (its hello, then its lane
+/// words).
+async fn read_greeting<const N: usize>(
     recv: &mut RecvStream,
     peer: PartyId,
     ours: Hello,
-) -> Result<[u8; HELLO_BYTES], NetError> {
-    let mut hello = [0u8; HELLO_BYTES];
-    read_greeting(recv, peer, ours, &mut hello).await?;
-    Ok(hello)
-}
-
-async fn read_lane(
-    recv: &mut RecvStream,
-    peer: PartyId,
-    ours: Hello,
-) -> Result<[u8; LANE_BYTES], NetError> {
-    let mut lane = [0u8; LANE_BYTES];
-    read_greeting(recv, peer, ours, &mut lane).await?;
-    Ok(lane)
-}
-
-async fn read_greeting(
-    recv: &mut RecvStream,
-    peer: PartyId,
-    ours: Hello,
-    buf: &mut [u8],
-) -> Result<(), NetError> {
-    recv.read_exact(buf).await.map_err(|source| match source {
-        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(source)) => {
-            lost(peer, source, ours)
-        }
-        quinn::ReadExactError::FinishedEarly(_) => NetError::BadHello { peer },
-        source => NetError::Read { peer, source },
-    })
+) -> Result<[u8; N], NetError> {
+    let mut bytes = [0u8; N];
+    recv.read_exact(&mut bytes)
+        .await
+        .map_err(|source| match source {
+            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(source)) => {
+                lost(peer, source, ours)
+            }
+            quinn::ReadExactError::FinishedEarly(_) => NetError::BadHello { peer },
+            source => NetError::Read { peer, source },
+        })?;
+    Ok(bytes)
 }
 
 /// Closes a connection whose hello was refused, telling the peer why (a
