@@ -4,31 +4,29 @@
 //! (`init`, `add-peer`, one roles document signed by all three).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use triad_auth::{
     DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultSecret, SignedRoles, UserKey,
 };
-use triad_net::{LinkConfig, NodeIdentity, NodeLink};
+use triad_net::{NodeIdentity, NodeLink};
 use triad_node::api::{
     self, Body, CallHeader, ComponentSource, ErrorKind, Reply, UploadBody, UploadPayload,
 };
 use triad_node::cli::{
-    AddPeerArgs, CheckArgs, InitArgs, RolesAddUserArgs, RolesConfigArgs, RolesNewArgs, add_peer,
-    check, check_peers, init, roles_add_user, roles_install, roles_new, roles_sign, rotate_cert,
+    AddPeerArgs, CheckArgs, InitArgs, add_peer, check, check_peers, init, rotate_cert,
 };
 use triad_node::config::{Config, ConfigFile, Role};
 use triad_node::server::Node;
-use triad_node::store::{ColumnSchema, Handle};
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
+mod common;
+
+use common::operators::{
+    connect_links, free_loopback, init_three, install_roles, show_logs, signed_roles,
+};
+use triad_node::store::{ColumnSchema, Handle};
 
 fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -55,49 +53,15 @@ impl Setup {
     /// Three nodes under a fresh directory named `name`, each with its
     /// peers' client addresses and a metrics port.
     fn new(name: &str) -> Setup {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TRIAD_LOG")
-                    .unwrap_or_else(|_| "info".into()),
-            )
-            .try_init();
+        show_logs();
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("triad-node-operator-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let listen = [(); 3].map(|_| loopback(free_udp_port()));
-        let clients = [(); 3].map(|_| loopback(free_udp_port()));
+        let listen = [(); 3].map(|_| free_loopback());
+        let clients = [(); 3].map(|_| free_loopback());
         let metrics = [(); 3].map(|_| loopback(free_tcp_port()));
-        let mut configs = Vec::new();
-        let mut deployment = None;
-        for node in 0..3 {
-            let path = init(&InitArgs {
-                node,
-                listen: listen[node],
-                client_listen: clients[node],
-                dir: root.join(format!("node{node}")),
-                deployment: deployment.clone(),
-            })
-            .unwrap();
-            if deployment.is_none() {
-                deployment = Some(ConfigFile::read(&path).unwrap().deployment);
-            }
-            configs.push(path);
-        }
+        let (configs, deployment) = init_three(&root, listen, clients);
         for (node, path) in configs.iter().enumerate() {
-            for peer in (0..3).filter(|p| *p != node) {
-                add_peer(&AddPeerArgs {
-                    config: path.clone(),
-                    node: peer,
-                    address: listen[peer],
-                    certificate: root.join(format!("node{peer}/node.crt")),
-                    operator_key: std::fs::read_to_string(
-                        root.join(format!("node{peer}/operator.pub")),
-                    )
-                    .unwrap(),
-                })
-                .unwrap();
-            }
             let mut file = ConfigFile::read(path).unwrap();
             for peer in &mut file.peers {
                 peer.client_address = Some(clients[peer.node]);
@@ -108,10 +72,10 @@ impl Setup {
         let owner = UserKey::generate().unwrap();
         let setup = Setup {
             root,
-            configs: configs.try_into().unwrap(),
+            configs,
             clients,
             metrics,
-            deployment: deployment.unwrap().parse().unwrap(),
+            deployment: deployment.parse().unwrap(),
             owner,
         };
         let roles = setup.roles_document("roles-draft.toml", &[]);
@@ -125,37 +89,17 @@ impl Setup {
     /// three operators.
     fn roles_document(&self, name: &str, others: &[&UserKey]) -> PathBuf {
         let roles = self.root.join(name);
-        roles_new(&RolesNewArgs {
-            deployment: self.deployment.to_string(),
-            out: roles.clone(),
-        })
-        .unwrap();
-        let users = std::iter::once(&self.owner).chain(others.iter().copied());
-        for (i, key) in users.enumerate() {
-            roles_add_user(&RolesAddUserArgs {
-                roles: roles.clone(),
-                name: format!("user{i}"),
-                public_key: key.public().to_string(),
-                role: vec![Role::Owner],
-            })
-            .unwrap();
-        }
-        for path in &self.configs {
-            roles_sign(&RolesConfigArgs {
-                config: path.clone(),
-                roles: roles.clone(),
-            })
-            .unwrap();
-        }
+        let users: Vec<(String, &UserKey, Role)> = std::iter::once(&self.owner)
+            .chain(others.iter().copied())
+            .enumerate()
+            .map(|(i, key)| (format!("user{i}"), key, Role::Owner))
+            .collect();
+        signed_roles(&roles, &self.deployment.to_string(), &users, &self.configs);
         roles
     }
 
     fn install(&self, node: usize, roles: &Path) {
-        roles_install(&RolesConfigArgs {
-            config: self.configs[node].clone(),
-            roles: roles.to_owned(),
-        })
-        .unwrap();
+        install_roles(&self.configs[node], roles);
     }
 
     fn start(&self) -> Vec<Node> {
@@ -185,30 +129,8 @@ struct TestClient {
 
 impl TestClient {
     fn connect(setup: &Setup) -> TestClient {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let links = runtime.block_on(async {
-            let mut links = Vec::new();
-            for (node, address) in setup.clients.iter().enumerate() {
-                let certificate =
-                    triad_net::load_certificate(&setup.root.join(format!("node{node}/node.crt")))
-                        .unwrap();
-                links.push(
-                    NodeLink::connect(
-                        *address,
-                        certificate,
-                        LinkConfig::default(),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap(),
-                );
-            }
-            links
-        });
+        let certificates = [0, 1, 2].map(|i| setup.root.join(format!("node{i}/node.crt")));
+        let (runtime, links) = connect_links(&setup.clients, &certificates);
         TestClient {
             runtime,
             links,

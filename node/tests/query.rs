@@ -5,7 +5,7 @@
 //! The tests share one cluster (starting three nodes and forming the mesh
 //! is the slow part); each uses its own tables and requests.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +15,10 @@ use triad_auth::{
     DeploymentId, Mode, Nonce, REQUEST_VERSION, Request, ResultContext, ResultSecret, Sealed,
     SignedRequest, UserKey, X25519Public,
 };
-use triad_net::{LinkConfig, NodeLink};
+use triad_net::NodeLink;
 use triad_node::api::{
     self, ApiError, Body, CallHeader, ComponentSource, ErrorKind, Reply, ResultShares,
     TableSummary, UploadBody, UploadPayload,
-};
-use triad_node::cli::{
-    AddPeerArgs, InitArgs, RolesAddUserArgs, RolesConfigArgs, RolesNewArgs, add_peer, init,
-    roles_add_user, roles_install, roles_new, roles_sign,
 };
 use triad_node::config::{Config, ConfigFile, Role};
 use triad_node::server::Node;
@@ -33,6 +29,12 @@ use triad_node::store::{
 use triad_plan::{Agg, Aggregation, BinOp, Expr, Frame, How, Output, Query};
 use triad_ring::PartyId;
 
+mod common;
+
+use common::operators::{
+    connect_links, free_loopback, init_three, install_roles, show_logs, signed_roles,
+};
+
 /// Three running nodes and the users' keys.
 struct Cluster {
     _nodes: Vec<Node>,
@@ -42,13 +44,6 @@ struct Cluster {
     owner: UserKey,
     other_owner: UserKey,
     analyst: UserKey,
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 fn cluster() -> &'static Cluster {
@@ -62,15 +57,7 @@ fn cluster() -> &'static Cluster {
 /// Three nodes under `name`, each configuration edited by `tune` (with the
 /// node's index) before it starts.
 fn start_cluster(name: &str, tune: impl Fn(usize, &mut ConfigFile)) -> Cluster {
-    // Shown for failing tests (and with --nocapture): logs must carry
-    // handles, kinds and timings, never values.
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRIAD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+    show_logs();
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     remove_stale(tmp);
     let root = tmp.join(format!("triad-node-query-{}-{name}", std::process::id()));
@@ -79,76 +66,18 @@ fn start_cluster(name: &str, tune: impl Fn(usize, &mut ConfigFile)) -> Cluster {
     let other_owner = UserKey::generate().unwrap();
     let analyst = UserKey::generate().unwrap();
     let users = [
-        ("owner", &owner, Role::Owner),
-        ("other", &other_owner, Role::Owner),
-        ("analyst", &analyst, Role::Analyst),
+        ("owner".to_owned(), &owner, Role::Owner),
+        ("other".to_owned(), &other_owner, Role::Owner),
+        ("analyst".to_owned(), &analyst, Role::Analyst),
     ];
-    let listen: Vec<SocketAddr> = (0..3)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-        .collect();
-    let client: Vec<SocketAddr> = (0..3)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-        .collect();
-    let mut configs = Vec::new();
-    let mut deployment = None;
-    for node in 0..3 {
-        let path = init(&InitArgs {
-            node,
-            listen: listen[node],
-            client_listen: client[node],
-            dir: root.join(format!("node{node}")),
-            deployment: deployment.clone(),
-        })
-        .unwrap();
-        if deployment.is_none() {
-            deployment = Some(ConfigFile::read(&path).unwrap().deployment);
-        }
-        configs.push(path);
-    }
-    for (node, path) in configs.iter().enumerate() {
-        for peer in (0..3).filter(|p| *p != node) {
-            add_peer(&AddPeerArgs {
-                config: path.clone(),
-                node: peer,
-                address: listen[peer],
-                certificate: root.join(format!("node{peer}/node.crt")),
-                operator_key: std::fs::read_to_string(
-                    root.join(format!("node{peer}/operator.pub")),
-                )
-                .unwrap(),
-            })
-            .unwrap();
-        }
-    }
+    let listen = [(); 3].map(|_| free_loopback());
+    let client = [(); 3].map(|_| free_loopback());
+    let (configs, deployment) = init_three(&root, listen, client);
     // One roles document, signed by the three operators, installed on all.
     let roles = root.join("roles-draft.toml");
-    roles_new(&RolesNewArgs {
-        deployment: deployment.clone().unwrap(),
-        out: roles.clone(),
-    })
-    .unwrap();
-    for (name, key, role) in &users {
-        roles_add_user(&RolesAddUserArgs {
-            roles: roles.clone(),
-            name: (*name).to_owned(),
-            public_key: key.public().to_string(),
-            role: vec![*role],
-        })
-        .unwrap();
-    }
+    signed_roles(&roles, &deployment, &users, &configs);
     for path in &configs {
-        let args = RolesConfigArgs {
-            config: path.clone(),
-            roles: roles.clone(),
-        };
-        roles_sign(&args).unwrap();
-    }
-    for path in &configs {
-        roles_install(&RolesConfigArgs {
-            config: path.clone(),
-            roles: roles.clone(),
-        })
-        .unwrap();
+        install_roles(path, &roles);
     }
     for (node, path) in configs.iter().enumerate() {
         let mut file = ConfigFile::read(path).unwrap();
@@ -161,8 +90,8 @@ fn start_cluster(name: &str, tune: impl Fn(usize, &mut ConfigFile)) -> Cluster {
         .collect();
     Cluster {
         _nodes: nodes,
-        deployment: deployment.unwrap().parse().unwrap(),
-        addresses: [client[0], client[1], client[2]],
+        deployment: deployment.parse().unwrap(),
+        addresses: client,
         certificates: [0, 1, 2].map(|i| root.join(format!("node{i}/node.crt"))),
         owner,
         other_owner,
@@ -270,28 +199,7 @@ fn refusal(replies: &[Reply; 3]) -> Option<ApiError> {
 
 impl TestClient {
     fn connect(cluster: &Cluster, key: &'static UserKey) -> TestClient {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let links = runtime.block_on(async {
-            let mut links = Vec::new();
-            for (address, certificate) in cluster.addresses.iter().zip(&cluster.certificates) {
-                let certificate = triad_net::load_certificate(certificate).unwrap();
-                links.push(
-                    NodeLink::connect(
-                        *address,
-                        certificate,
-                        LinkConfig::default(),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap(),
-                );
-            }
-            links
-        });
+        let (runtime, links) = connect_links(&cluster.addresses, &cluster.certificates);
         TestClient {
             runtime,
             links,

@@ -2,6 +2,8 @@
 //! does, and three stores standing in for the three nodes.
 #![allow(dead_code)]
 
+pub mod operators;
+
 use std::path::Path;
 
 use triad_node::store::{
