@@ -6,10 +6,11 @@
 //! its listen address (`127.0.0.1:0` on loopback) and prints it as the
 //! first line of its stdout; the parent sends back, as one line on each
 //! party's stdin, where that party reaches the other two (through the relay
-//! on a simulated network); the parties form the mesh, run every operation in one session
-//! (the same [`run_op`] body as the in-memory path, with a barrier over the
-//! network) and print one [`PartyRun`] JSON line per operation, which the
-//! parent combines into one [`Measurement`] per operation.
+//! on a simulated network); the parties form the mesh, run every operation
+//! in one session (the same [`run_op`] body as the in-memory path, with a
+//! barrier over the network) and print one [`PartyRun`] JSON line per
+//! operation, which the parent combines into one [`Measurement`] per
+//! operation.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

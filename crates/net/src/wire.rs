@@ -31,7 +31,8 @@ use crate::error::NetError;
 /// and the sequence of messages the nodes exchange over them. Bump on any
 /// change of either, so that nodes of different releases refuse each other
 /// by name rather than as malformed messages. 2: nodes say at each
-/// formation whether they wait to be rebuilt. 3: frames travel in parts.
+/// formation whether they wait to be rebuilt. 3: frames travel in parts,
+/// and hellos carry the lane.
 pub const NET_PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes of a hello.
@@ -134,7 +135,7 @@ pub(crate) fn part_words(
         expected: expected as u64,
     };
     let fits = frame_len == expected
-        && part <= (expected - received) as u64
+        && part <= expected.saturating_sub(received) as u64
         && (part > 0 || expected == 0);
     if !fits {
         return Err(bad);

@@ -50,12 +50,16 @@ pub trait Transport: Send {
             }
             frame.extend_from_slice(&part);
         }
+        if frame.len() > words {
+            return Err(unfinished(to, frame.len(), words));
+        }
         self.send(to, frame)
     }
 }
 
-/// The error for a part producer that ran dry before its frame was whole
-/// (a bug in the caller, reported rather than sent malformed).
+/// The error for a part producer that ran dry before its frame was whole,
+/// or ran past it (a bug in the caller, reported rather than sent
+/// malformed).
 pub fn unfinished(to: PartyId, got: usize, words: usize) -> TransportError {
     TransportError::Io {
         peer: to,
@@ -260,6 +264,11 @@ mod tests {
             error,
             TransportError::Io { ref source, .. } if source.to_string() == "frame parts ended after 2 of 5 words"
         ));
+        let mut parts = vec![vec![1, 2, 3], vec![4, 5, 6]].into_iter();
+        let error = a
+            .send_parts(PartyId::P1, 5, &mut || parts.next().unwrap_or_default())
+            .unwrap_err();
+        assert!(error.to_string().contains("6 of 5 words"), "{error}");
     }
 
     #[test]
