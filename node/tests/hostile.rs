@@ -7,21 +7,21 @@
 //! and form it again: never a panic (the node would not come back) and
 //! never a hang (every receive here has a timeout).
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use triad_auth::Digest as AuthDigest;
 use triad_net::{MeshConfig, MeshListener, NodeIdentity, PeerConfig, QuicTransport};
 use triad_node::api;
-use triad_node::cli::{
-    AddPeerArgs, InitArgs, RolesConfigArgs, RolesNewArgs, add_peer, init, roles_install, roles_new,
-    roles_sign,
-};
 use triad_node::config::{Config, ConfigFile};
 use triad_node::server::Node;
 use triad_node::store::Handle;
 use triad_ring::{PartyId, Transport, TransportError};
+
+mod common;
+
+use common::operators::{free_loopback, init_three, install_roles, signed_roles};
 
 /// How long the node waits for a request it is told to run (shortened
 /// from the default so that the test does not wait ten seconds).
@@ -29,13 +29,6 @@ const AGREE_TIMEOUT_MS: u64 = 300;
 
 /// How long the test waits for anything from the node.
 const RECV_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Three initialised node directories sharing one signed roles document.
 struct Deployment {
@@ -46,59 +39,20 @@ struct Deployment {
 
 fn deployment() -> Deployment {
     let root = tempfile::tempdir().expect("temp dir");
-    let listen = [(); 3].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let mut configs = Vec::new();
-    let mut deployment = None;
-    for (node, listen) in listen.iter().enumerate() {
-        let path = init(&InitArgs {
-            node,
-            listen: *listen,
-            client_listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
-            dir: root.path().join(format!("node{node}")),
-            deployment: deployment.clone(),
-        })
-        .expect("init");
-        if deployment.is_none() {
-            deployment = Some(ConfigFile::read(&path).expect("config").deployment);
-        }
-        configs.push(path);
-    }
-    for (node, path) in configs.iter().enumerate() {
-        for peer in (0..3).filter(|p| *p != node) {
-            add_peer(&AddPeerArgs {
-                config: path.clone(),
-                node: peer,
-                address: listen[peer],
-                certificate: root.path().join(format!("node{peer}/node.crt")),
-                operator_key: std::fs::read_to_string(
-                    root.path().join(format!("node{peer}/operator.pub")),
-                )
-                .expect("operator key"),
-            })
-            .expect("add peer");
-        }
-    }
+    let listen = [(); 3].map(|_| free_loopback());
+    let clients = [(); 3].map(|_| free_loopback());
+    let (configs, deployment) = init_three(root.path(), listen, clients);
     let roles = root.path().join("roles-draft.toml");
-    roles_new(&RolesNewArgs {
-        deployment: deployment.expect("a deployment"),
-        out: roles.clone(),
-    })
-    .expect("roles");
-    for step in [roles_sign, roles_install] {
-        for path in &configs {
-            step(&RolesConfigArgs {
-                config: path.clone(),
-                roles: roles.clone(),
-            })
-            .expect("roles sign and install");
-        }
+    signed_roles(&roles, &deployment, &[], &configs);
+    for path in &configs {
+        install_roles(path, &roles);
     }
     let mut file = ConfigFile::read(&configs[1]).expect("config");
     file.limits.agree_timeout_ms = AGREE_TIMEOUT_MS;
     Config::save(&file, &configs[1]).expect("save");
     Deployment {
         _root: root,
-        configs,
+        configs: configs.into(),
         listen,
     }
 }
